@@ -1,0 +1,48 @@
+"""Triton Python-backend runner for one TorchScript tower (the `cpu` target).
+
+Copied as `model.py` next to each exported `model.pt`. Triton's dynamic batcher hands
+`execute` a list of requests: they are concatenated, run in one forward pass and split back,
+so batching actually pays. A failure fails each request of that batch with an error response
+instead of raising out of `execute`.
+"""
+
+import json
+import os
+
+import numpy as np
+import torch
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        params = {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
+        # Thread oversubscription is the main hazard on CPU: instances x threads <= cores.
+        torch.set_num_threads(int(params.get("num_threads", "1")))
+        self.input_name = config["input"][0]["name"]
+        self.output_name = config["output"][0]["name"]
+        path = os.path.join(args["model_repository"], args["model_version"], "model.pt")
+        self.module = torch.jit.load(path, map_location="cpu").eval()
+        if params.get("weights_random") == "true":
+            pb_utils.Logger.log_warn(
+                f"{args['model_name']}: RANDOM WEIGHTS (exported with --pretrained none). "
+                "Embeddings are meaningless; export real weights for production."
+            )
+
+    def execute(self, requests):
+        arrays = [pb_utils.get_input_tensor_by_name(r, self.input_name).as_numpy() for r in requests]
+        sizes = [a.shape[0] for a in arrays]
+        try:
+            with torch.inference_mode():
+                batch = torch.from_numpy(np.concatenate(arrays, axis=0))
+                output = self.module(batch).numpy()
+        except Exception as exc:  # noqa: BLE001 - reported per request, the server stays up
+            error = pb_utils.TritonError(f"{type(exc).__name__}: {exc}")
+            return [pb_utils.InferenceResponse(error=error) for _ in requests]
+        responses, start = [], 0
+        for size in sizes:
+            tensor = pb_utils.Tensor(self.output_name, output[start : start + size])
+            responses.append(pb_utils.InferenceResponse(output_tensors=[tensor]))
+            start += size
+        return responses
