@@ -39,7 +39,7 @@ class ExportRequest:
     target: Target = "cpu"
     fp16: bool = False
     cpu_threads: int = max(1, os.cpu_count() or 1)
-    image_batch: int | None = None       # override max_batch_size (None: the target's default)
+    seed: int = 0                        # random init is reproducible, so tests can rebuild the reference
 
 
 def _import_open_clip():  # noqa: ANN202 - keeps `--help` fast and torch warnings quiet
@@ -61,6 +61,7 @@ def load_model(request: ExportRequest):  # noqa: ANN201
         )
     source = request.pretrained
     if source == RANDOM_WEIGHTS:
+        torch.manual_seed(request.seed)
         return open_clip.create_model(name, pretrained=None).eval()
     looks_like_path = os.sep in source or source.endswith((".pt", ".pth", ".bin", ".safetensors"))
     if looks_like_path and not Path(source).is_file():
@@ -146,6 +147,7 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
         "open_clip_model": open_clip_name(request.version),
         "pretrained": "none" if random_weights else Path(request.pretrained).name,
         "weights_random": "true" if random_weights else "false",
+        "seed": str(request.seed) if random_weights else "",
         "precision": "fp16" if request.fp16 else "fp32",
         "embed_dim": str(embed_dim),
     }

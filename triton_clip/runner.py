@@ -4,14 +4,17 @@ Copied as `model.py` next to each exported `model.pt`. Triton's dynamic batcher 
 `execute` a list of requests: they are concatenated, run in one forward pass and split back,
 so batching actually pays. A failure fails each request of that batch with an error response
 instead of raising out of `execute`.
+
+Tensors cross the stub boundary through DLPack, never numpy: the 2.51 stub is compiled against
+numpy 1.x, and with numpy 2 its `Tensor(name, ndarray)` silently sends 0 bytes.
 """
 
 import json
 import os
 
-import numpy as np
 import torch
 import triton_python_backend_utils as pb_utils
+from torch.utils.dlpack import from_dlpack, to_dlpack
 
 
 class TritonPythonModel:
@@ -31,18 +34,19 @@ class TritonPythonModel:
             )
 
     def execute(self, requests):
-        arrays = [pb_utils.get_input_tensor_by_name(r, self.input_name).as_numpy() for r in requests]
-        sizes = [a.shape[0] for a in arrays]
+        inputs = [from_dlpack(pb_utils.get_input_tensor_by_name(r, self.input_name).to_dlpack()) for r in requests]
+        sizes = [t.shape[0] for t in inputs]
         try:
             with torch.inference_mode():
-                batch = torch.from_numpy(np.concatenate(arrays, axis=0))
-                output = self.module(batch).numpy()
+                batch = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=0)
+                output = self.module(batch)
         except Exception as exc:  # noqa: BLE001 - reported per request, the server stays up
             error = pb_utils.TritonError(f"{type(exc).__name__}: {exc}")
             return [pb_utils.InferenceResponse(error=error) for _ in requests]
         responses, start = [], 0
         for size in sizes:
-            tensor = pb_utils.Tensor(self.output_name, output[start : start + size])
+            part = output[start : start + size].contiguous()
+            tensor = pb_utils.Tensor.from_dlpack(self.output_name, to_dlpack(part))
             responses.append(pb_utils.InferenceResponse(output_tensors=[tensor]))
             start += size
         return responses

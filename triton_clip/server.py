@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -104,10 +105,19 @@ def command(opts: TritonOptions, home: Path = DEFAULT_HOME) -> list[str]:
     ]
 
 
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host if host != "0.0.0.0" else "127.0.0.1", port)) == 0
+
+
 class TritonProcess:
     """A running tritonserver started by us; stopped by PID, never by name."""
 
     def __init__(self, opts: TritonOptions, log_file: Path | None = None, home: Path = DEFAULT_HOME) -> None:
+        for port in (opts.http_port, opts.grpc_port, opts.metrics_port):
+            if _port_in_use(opts.host, port):  # else readiness checks would see someone else's server
+                raise RuntimeError(f"{opts.host}:{port} is already in use; pick other Triton ports.")
         self.opts = opts
         self.log_file = log_file
         out = open(log_file, "ab") if log_file else None  # noqa: SIM115 - owned by the process lifetime

@@ -16,6 +16,7 @@ and RGBA premultiplied; upstream hands open_clip an RGB image, and so do we).
 from __future__ import annotations
 
 import io
+import math
 import re
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ _FILTERS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BI
 _RESIZE_MODES = ("shortest", "squash", "longest")
 # Past this many pixels the resized-before-crop image (extreme aspect ratios in 'shortest') is not
 # materialised: a 2 x 20M image would need a 224 x 2.2G intermediate. See `_resize_crop`.
-_MAX_INTERMEDIATE_PIXELS = 8_000_000
+_MAX_INTERMEDIATE_PIXELS = 16_000_000
 
 
 @dataclass(frozen=True)
@@ -149,15 +150,43 @@ def _resize_crop(img: Image.Image, cfg: Preprocess) -> Image.Image:
     crop_w, crop_h = min(size, new_w), min(size, new_h)  # 'longest' may be smaller: padded afterwards
     left, top = int(round((new_w - crop_w) / 2.0)), int(round((new_h - crop_h) / 2.0))
     if new_w * new_h > _MAX_INTERMEDIATE_PIXELS:
-        # Resample only the cropped window: the same filter and scale, but Pillow recomputes each
-        # output pixel's centre from a float32 box, so a coefficient can differ in its last bit.
-        sx, sy = img.width / new_w, img.height / new_h
-        box = (left * sx, top * sy, (left + crop_w) * sx, (top + crop_h) * sy)
-        return img.resize((crop_w, crop_h), resample, box=box)
+        return _resize_window(img, (new_w, new_h), (left, top, left + crop_w, top + crop_h), resample)
     if (new_w, new_h) != img.size:  # torchvision skips the resize when the size already matches
         img = img.resize((new_w, new_h), resample)
     if (crop_w, crop_h) != img.size:
         img = img.crop((left, top, left + crop_w, top + crop_h))
+    return img
+
+
+def _resize_window(
+    img: Image.Image, new_size: tuple[int, int], box: tuple[int, int, int, int], resample: Image.Resampling
+) -> Image.Image:
+    """`img.resize(new_size).crop(box)` without the huge intermediate of extreme aspect ratios.
+
+    One axis at a time, in the order Pillow's `resize` uses for the full image (it resamples very tall
+    images vertically first), each over a source slice holding the filter's whole support. Only the
+    float32 box Pillow takes differs from the full resize, so rare last-bit coefficient differences
+    can move a pixel by 1; the exact path is used whenever the intermediate fits the budget.
+    """
+    support = 2.0 if resample == Image.Resampling.BICUBIC else 1.0
+    vertical_first = img.height > img.width * 100 and new_size[1] < img.height
+    crop = [0, 0, img.width, img.height]
+    src_box = [0.0, 0.0, float(img.width), float(img.height)]
+    for axis in (0, 1):  # slice the source to the window's support on each cropped axis
+        src, full, out0, out1 = img.size[axis], new_size[axis], box[axis], box[axis + 2]
+        if (out0, out1) != (0, full):
+            scale = src / full
+            reach = support * max(scale, 1.0)
+            lo = max(0, math.floor(out0 * scale - reach) - 1)
+            hi = min(src, math.ceil(out1 * scale + reach) + 1)
+            crop[axis], crop[axis + 2] = lo, hi
+            src_box[axis], src_box[axis + 2] = out0 * scale - lo, out1 * scale - lo
+    img = img.crop(tuple(crop))
+    for axis in (1, 0) if vertical_first else (0, 1):
+        target, pass_box = list(img.size), [0.0, 0.0, float(img.width), float(img.height)]
+        target[axis] = box[axis + 2] - box[axis]
+        pass_box[axis], pass_box[axis + 2] = src_box[axis], src_box[axis + 2]
+        img = img.resize((target[0], target[1]), resample, box=tuple(pass_box))
     return img
 
 

@@ -1,20 +1,15 @@
 """SSRF-safe fetching of `type: url` images (contract decision 11).
 
-Every hop (the first URL and each redirect) is checked: scheme, FQDN, allow/deny lists, and
-that ALL the addresses its name resolves to are global. The connection then goes to the very
-address that was checked, so DNS rebinding cannot swap it between check and connect:
+Every hop (first URL and each redirect) is checked: scheme, FQDN, allow/deny lists, and that ALL
+addresses the name resolves to are global. Then the checked address is the one connected to (DNS
+rebinding can't swap it): the URL's host is replaced by that IP, so httpcore resolves nothing; the
+name goes in `Host`; for https it goes in the `sni_hostname` request extension, which httpcore uses
+as the handshake's `server_hostname`: sent as SNI AND the name the certificate is verified against
+(`check_hostname` stays on), so TLS still proves we reached the named host, not just that IP.
 
-* the request URL's host is replaced by the checked IP (httpcore connects to that literal and
-  never resolves anything itself);
-* the original name travels in the `Host` header;
-* for https the name is passed as httpcore's `sni_hostname` request extension, which becomes
-  `server_hostname` of the TLS handshake: it is sent as SNI AND is the name the certificate is
-  verified against (the SSL context keeps `check_hostname=True`). Verification therefore still
-  proves we talk to the named host, not merely to "some certificate for that IP".
-
-Keep-alive is off: httpcore pools connections by (scheme, IP, port), so a kept TLS connection
-verified for `a.com` could otherwise carry a request for `b.com` that resolved to the same IP.
-Cookies are never stored (the client is shared between users) and proxy env vars are ignored.
+No keep-alive: httpcore pools by (scheme, IP, port), so a kept TLS connection verified for `a.com`
+could carry a request for `b.com` resolving to the same IP. No cookies (the client is shared between
+users), no proxies from the environment (they would defeat pinning).
 """
 
 from __future__ import annotations
@@ -24,9 +19,10 @@ import ipaddress
 import logging
 import re
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from http.cookiejar import CookieJar, DefaultCookiePolicy
+from http.cookiejar import DefaultCookiePolicy
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -92,22 +88,16 @@ def ip_literal(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(bare)
     except ValueError:
-        pass
-    try:
-        return ipaddress.IPv4Address(socket.inet_aton(bare))
-    except (OSError, ValueError):
-        return None
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(bare))
+        except (OSError, ValueError):
+            return None
 
 
 def is_fqdn(host: str) -> bool:
     """At least two valid labels and an alphabetic (or IDNA) last label; no suffix list needed."""
     labels = host.split(".")
-    return (
-        0 < len(host) <= 253
-        and len(labels) >= 2
-        and all(_LABEL.match(label) for label in labels)
-        and bool(_TLD.match(labels[-1]))
-    )
+    return len(host) <= 253 and len(labels) >= 2 and all(map(_LABEL.match, labels)) and bool(_TLD.match(labels[-1]))
 
 
 def is_public_address(addr: IPAddress) -> bool:
@@ -120,9 +110,7 @@ def is_public_address(addr: IPAddress) -> bool:
         if addr in _V4_COMPATIBLE:  # ::, ::1 and deprecated ::a.b.c.d: never a real target
             return False
         embedded = [addr.sixtofour, *(addr.teredo or ())]
-        if any(e is not None and not is_public_address(e) for e in embedded):
-            return False
-        if addr.is_site_local:
+        if addr.is_site_local or any(e is not None and not is_public_address(e) for e in embedded):
             return False
     elif any(addr in net for net in _V4_SPECIAL):
         return False
@@ -145,30 +133,41 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-class ImageFetcher:
-    """Fetches image bytes from client URLs under a `UrlPolicy`; one per app (owned by the lifespan)."""
+def default_transport(verify: ssl.SSLContext | bool = True) -> httpx.AsyncHTTPTransport:
+    """The production transport: no retries, and no keep-alive (see the module docstring)."""
+    return httpx.AsyncHTTPTransport(verify=verify, retries=0, limits=httpx.Limits(max_keepalive_connections=0))
 
-    def __init__(
-        self,
-        policy: UrlPolicy,
-        *,
-        resolver: Resolver | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
+
+async def _take_location(response: httpx.Response) -> None:
+    """Move `Location` where httpx won't look: even with follow_redirects=False it parses it
+    (against the pinned IP URL) and raises on one it can't parse. We join and check it ourselves."""
+    if "location" in response.headers:
+        response.extensions["location"] = response.headers["location"]
+        del response.headers["location"]
+
+
+class ImageFetcher:
+    """Fetches image bytes from client URLs under a `UrlPolicy`; one per app (owned by the lifespan).
+
+    An injected `transport` replaces `default_transport()`; keep its no-keep-alive setting for https.
+    """
+
+    def __init__(self, policy: UrlPolicy, *, resolver: Resolver | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._policy = policy
         self._resolve_host = resolver or system_resolver
         self._allowlist = _normalise_hosts(policy.allowlist)
         self._denylist = _normalise_hosts(policy.denylist)
         self._extra = tuple(ipaddress.ip_network(n, strict=False) for n in policy.extra_allowed_networks)
         self._client = httpx.AsyncClient(
-            transport=transport
-            or httpx.AsyncHTTPTransport(retries=0, limits=httpx.Limits(max_keepalive_connections=0)),
+            transport=transport or default_transport(),
             timeout=httpx.Timeout(policy.total_timeout_s, connect=policy.connect_timeout_s),
             follow_redirects=False,
             trust_env=False,  # no proxies from env: they would defeat pinning
-            cookies=httpx.Cookies(CookieJar(DefaultCookiePolicy(allowed_domains=[]))),
             headers={"Accept": "image/*", "Accept-Encoding": "identity", "User-Agent": "clip-gateway"},
+            event_hooks={"response": [_take_location]},
         )
+        self._client.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # store none
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -182,10 +181,9 @@ class ImageFetcher:
             try:
                 async with asyncio.timeout(self._policy.total_timeout_s):
                     return await self._fetch(url, hosts)
-            except (TimeoutError, httpx.ConnectTimeout) as exc:
-                reason = "connect" if isinstance(exc, httpx.ConnectTimeout) else "timeout"
-                raise ImageLoadError(FETCH_FAILED, reason=reason) from None
-            except httpx.TimeoutException:
+            except httpx.ConnectTimeout:
+                raise ImageLoadError(FETCH_FAILED, reason="connect") from None
+            except (TimeoutError, httpx.TimeoutException):  # the total deadline, or a read/write one
                 raise ImageLoadError(FETCH_FAILED, reason="timeout") from None
             except (httpx.HTTPError, httpx.InvalidURL, OSError):
                 raise ImageLoadError(FETCH_FAILED, reason="connect") from None
@@ -198,7 +196,7 @@ class ImageFetcher:
         for _ in range(self._policy.max_redirects + 1):
             response = await self._send(current, hosts)
             try:
-                location = response.headers.get("location")
+                location = response.extensions.get("location")
                 if response.status_code in _REDIRECT_CODES and location:
                     current = self._parse(urljoin(str(current), location))
                     continue
@@ -222,9 +220,7 @@ class ImageFetcher:
         except (TypeError, ValueError, AttributeError):
             scheme, literal = "", False
         self._check_scheme(scheme)
-        if literal and not self._policy.allow_without_fqdn:
-            raise ImageLoadError(NO_FQDN, reason="fqdn")
-        raise ImageLoadError(INVALID_URL, reason="fqdn")
+        raise ImageLoadError(NO_FQDN if literal and not self._policy.allow_without_fqdn else INVALID_URL, reason="fqdn")
 
     def _check_scheme(self, scheme: str) -> None:
         if scheme.lower() != "https" and not (self._policy.allow_non_https and scheme.lower() == "http"):
@@ -241,7 +237,8 @@ class ImageFetcher:
             raise ImageLoadError(NOT_ALLOWLISTED, reason="allowlist")
         if _host_in(host, self._denylist):
             raise ImageLoadError(DENYLISTED, reason="denylist")
-        addresses = [literal] if literal is not None else await self._resolve(host, url.port or (443 if url.scheme == "https" else 80))
+        port = url.port or (443 if url.scheme == "https" else 80)
+        addresses = [literal] if literal is not None else await self._resolve(host, port)
         if not self._policy.allow_non_global and not all(map(self._address_allowed, addresses)):
             raise ImageLoadError(FORBIDDEN, reason="forbidden_address")
         pinned = addresses[0]
@@ -278,8 +275,11 @@ class ImageFetcher:
         declared = response.headers.get("content-length", "").strip()
         if declared.isdigit() and int(declared) > cap:
             raise ImageLoadError(TOO_LARGE.format(cap), reason="too_large")
+        if response.headers.get("content-encoding", "identity").strip().lower() != "identity":
+            # We asked for identity; decoding gzip/br here would defeat the cap (one chunk can inflate 1000x).
+            raise ImageLoadError(NOT_IMAGE, reason="content_type")
         body = bytearray()
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.aiter_bytes():  # identity only, so nothing inflates
             body += chunk
             if len(body) > cap:
                 raise ImageLoadError(TOO_LARGE.format(cap), reason="too_large")

@@ -7,6 +7,7 @@ Uses a fake resolver (no DNS) and local servers on 127.0.0.1 that record every c
 from __future__ import annotations
 
 import asyncio
+import gzip
 import ipaddress
 import logging
 import shutil
@@ -24,7 +25,7 @@ import httpx
 import pytest
 
 from gateway.errors import ImageLoadError
-from gateway.images.fetch import ImageFetcher, UrlPolicy, is_public_address
+from gateway.images.fetch import ImageFetcher, UrlPolicy, default_transport, is_public_address
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -37,8 +38,8 @@ class Recorder(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler] | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), handler or Handler)
         self.connections: list[tuple[str, int]] = []
         self.requests: list[tuple[str, str]] = []  # (path, Host header)
         self.sni: list[str | None] = []
@@ -114,6 +115,10 @@ class Handler(BaseHTTPRequestHandler):
                 self._head(404, length=0)
         except OSError:  # the client hung up (cap/timeout tests)
             pass
+
+
+class KeepAliveHandler(Handler):
+    protocol_version = "HTTP/1.1"
 
 
 def _serve(server: Recorder) -> Iterator[Recorder]:
@@ -303,15 +308,19 @@ async def test_https_request_is_pinned_with_sni(answer: str) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("target", ["http://metadata.example.com/latest/meta-data/", "http://127.0.0.1:{p}/image.png",
-                                    "http://localhost:{p}/image.png", "http://0177.0.0.1:{p}/image.png",
-                                    "http://[::1]:{p}/image.png", "http://evil.example.com:{p}/image.png"])
-async def test_redirect_to_forbidden_target_is_refused(server: Recorder, port: int, target: str) -> None:
+@pytest.mark.parametrize(("target", "reason"), [
+    ("http://metadata.example.com/latest/meta-data/", "forbidden_address"),
+    ("http://evil.example.com:{p}/image.png", "forbidden_address"),
+    ("http://127.0.0.1:{p}/image.png", "fqdn"), ("http://localhost:{p}/image.png", "fqdn"),
+    ("http://0177.0.0.1:{p}/image.png", "fqdn"), ("http://[::1]:{p}/image.png", "fqdn"),
+    ("file:///etc/passwd", "scheme"), ("gopher://ok.example.com/", "scheme"),
+])
+async def test_redirect_to_forbidden_target_is_refused(server: Recorder, port: int, target: str, reason: str) -> None:
     resolver = FakeResolver({"ok.example.com": ["127.0.0.1"], "metadata.example.com": ["169.254.169.254"],
                              "localhost": ["127.0.0.1"], "evil.example.com": ["10.0.0.1"]})
     url = f"http://ok.example.com:{port}/redirect?to={target.format(p=port)}"
     error = await refused(LOCAL, url, resolver)
-    assert error.reason in ("forbidden_address", "fqdn")
+    assert error.reason == reason
     assert len(server.connections) == 1  # the allowed first hop only
     assert resolver.calls[0] == "ok.example.com"
 
@@ -371,6 +380,18 @@ async def test_byte_cap_counts_bytes_even_when_content_length_lies_low() -> None
     assert error.reason == "too_large"
     exact = lambda r: httpx.Response(200, content=b"y" * CAP)  # noqa: E731
     assert await fetch(policy, "https://images.example.com/a.png", resolver, httpx.MockTransport(exact)) == b"y" * CAP
+
+
+@pytest.mark.asyncio
+async def test_encoded_body_is_refused_not_inflated() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["Accept-Encoding"] == "identity"
+        return httpx.Response(200, headers={"Content-Type": "image/png", "Content-Encoding": "gzip"},
+                              content=gzip.compress(b"\0" * 100 * CAP))
+
+    resolver = FakeResolver({"images.example.com": ["93.184.216.34"]})
+    error = await refused(UrlPolicy(), "https://images.example.com/a.png", resolver, httpx.MockTransport(handler))
+    assert error.reason == "content_type"
 
 
 @pytest.mark.asyncio
@@ -512,10 +533,14 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Recorder, ss
          "-addext", "subjectAltName=DNS:images.example.com"],
         check=True, capture_output=True, timeout=10,
     )
-    server = Recorder()
+    server = Recorder(KeepAliveHandler)  # keep-alive on, so a pooled connection could be reused
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    context.sni_callback = lambda sock, name, ctx: server.sni.append(name)  # type: ignore[assignment,misc,func-returns-value]
+
+    def record_sni(sock: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
+        server.sni.append(name)
+
+    context.sni_callback = record_sni  # type: ignore[assignment]
     server.socket = context.wrap_socket(server.socket, server_side=True)
     client = ssl.create_default_context(cafile=str(cert))
     yield from ((s, client) for s in _serve(server))
@@ -530,13 +555,14 @@ async def test_https_pinned_connection_verifies_certificate_for_the_name(
     port = server.server_address[1]
     resolver = FakeResolver({"images.example.com": ["127.0.0.1"], "other.example.com": ["127.0.0.1"]})
     policy = UrlPolicy(extra_allowed_networks=("127.0.0.1/32",), total_timeout_s=3.0)
-    transport = httpx.AsyncHTTPTransport(verify=client_context, retries=0)
+    transport = default_transport(verify=client_context)
     fetcher = ImageFetcher(policy, resolver=resolver, transport=transport)
     try:
         assert await fetcher.fetch(f"https://images.example.com:{port}/image.png") == IMAGE
         assert server.sni == ["images.example.com"]
         assert server.requests == [("/image.png", f"images.example.com:{port}")]
-        # Same IP, but the certificate is not valid for this name: verification must fail.
+        # Same IP, but the certificate is not valid for this name: verification must fail (and no
+        # kept-alive connection verified for images.example.com may carry this request).
         assert (await refused_with(fetcher, f"https://other.example.com:{port}/image.png")).reason == "connect"
         assert len(server.requests) == 1
     finally:

@@ -1,0 +1,33 @@
+"""Prometheus metrics of the gateway, one prefix (`clip_gateway_`), one registry per app.
+
+A registry per app (not the global default) lets tests build several apps in one process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter("clip_gateway_requests", "Requests by route and status.", ["route", "status"], registry=r)
+        self.latency = Histogram("clip_gateway_request_seconds", "Whole request time.", ["route"],
+                                 buckets=_LATENCY_BUCKETS, registry=r)
+        self.stage = Histogram("clip_gateway_stage_seconds", "Time per pipeline stage.", ["stage"],
+                               buckets=_LATENCY_BUCKETS, registry=r)
+        self.inflight = Gauge("clip_gateway_inflight", "Requests being processed.", registry=r)
+        self.rejected = Counter("clip_gateway_rejected", "Requests refused by back-pressure.", ["reason"], registry=r)
+        self.url_failures = Counter("clip_gateway_url_fetch_failures", "URL image fetch refusals/failures.",
+                                    ["reason"], registry=r)
+        self.image_errors = Counter("clip_gateway_image_errors", "Images refused, by reason.", ["reason"], registry=r)
+        self.cache_hits = Counter("clip_gateway_text_cache_hits", "Text embeddings served from the cache.", registry=r)
+        self.cache_misses = Counter("clip_gateway_text_cache_misses", "Text embeddings computed.", registry=r)
+        self.triton_errors = Counter("clip_gateway_triton_errors", "Triton calls that failed.", ["kind"], registry=r)

@@ -1,0 +1,74 @@
+"""Upstream Roboflow request/response models (roboflow/inference `entities/requests/clip.py`).
+
+Unknown fields are ignored, unions parse as upstream's pydantic smart-union does, and
+`clip_version_id` may be absent or null (then the server default applies).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class InferenceRequestImage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: str = Field(description="`base64` (optional data-URI prefix) or `url`; `numpy` and `file` are refused.")
+    value: Optional[Any] = Field(None, description="The base64 payload or the https URL.")
+
+
+class BaseRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    id: Optional[str] = None
+    api_key: Optional[str] = Field(None, description="Only checked when the gateway is configured with keys.")
+    usage_billable: bool = True
+    start: Optional[float] = None
+    source: Optional[str] = None
+    source_info: Optional[str] = None
+    disable_model_monitoring: Optional[bool] = False
+
+
+class ClipInferenceRequest(BaseRequest):
+    clip_version_id: Optional[str] = Field(
+        None, description="One of the served versions (see /info); absent or null = the server default."
+    )
+    model_id: Optional[str] = Field(None, description="Ignored, as upstream.")
+
+
+class ClipImageEmbeddingRequest(ClipInferenceRequest):
+    image: Union[list[InferenceRequestImage], InferenceRequestImage]
+
+
+class ClipTextEmbeddingRequest(ClipInferenceRequest):
+    text: Union[list[str], str]
+    truncate: bool = Field(False, description="Extension: truncate texts over the context length like open_clip.")
+
+
+PromptType = Union[
+    list[InferenceRequestImage], InferenceRequestImage, str, list[str], dict[str, Union[InferenceRequestImage, str]]
+]
+
+
+class ClipCompareRequest(ClipInferenceRequest):
+    subject: Union[InferenceRequestImage, str]
+    subject_type: str = "image"
+    prompt: PromptType
+    prompt_type: str = "text"
+    truncate: bool = Field(False, description="Extension: truncate texts over the context length like open_clip.")
+
+
+class InferenceResponse(BaseModel):
+    inference_id: Optional[str] = None
+    frame_id: Optional[int] = None
+    time: Optional[float] = Field(None, description="Seconds from request parsed to response built.")
+
+
+class ClipEmbeddingResponse(InferenceResponse):
+    embeddings: list[list[float]]
+
+
+class ClipCompareResponse(InferenceResponse):
+    similarity: Union[list[float], dict[str, float]]
+    parent_id: Optional[str] = None

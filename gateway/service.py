@@ -1,0 +1,227 @@
+"""One pipeline per operation: validate → decode/tokenize (worker threads) → Triton → similarity.
+
+No HTTP types here. This is the only place CPU-bound work leaves the event loop: Pillow's
+decode/resize release the GIL, so a small thread pool keeps other requests flowing while
+one image is decoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+
+from gateway.errors import ImageLoadError, InvalidRequest, LimitExceeded, PayloadTooLarge, TritonUnavailable, UnknownVersion
+from gateway.images.decode import decode_base64, image_to_tensor
+from gateway.images.fetch import ImageFetcher
+from gateway.metrics import Metrics
+from gateway.schemas import InferenceRequestImage
+from gateway.settings import Settings
+from gateway.similarity import cosine, shape_similarity
+from gateway.text.tokenize import ClipTokenizer
+from gateway.triton import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, TritonClient, VersionInfo
+
+log = logging.getLogger("gateway.service")
+T = TypeVar("T")
+ImageLike = InferenceRequestImage | str
+_KINDS = ("image", "text")
+
+
+class TextCache:
+    """Bounded LRU of text embeddings: class prompts repeat across compare calls."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, bool, str], np.ndarray] = OrderedDict()
+
+    def get(self, key: tuple[str, bool, str]) -> np.ndarray | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: tuple[str, bool, str], value: np.ndarray) -> None:
+        if self.size <= 0:
+            return
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+class ClipService:
+    def __init__(self, settings: Settings, triton: TritonClient, fetcher: ImageFetcher, tokenizer: ClipTokenizer,
+                 metrics: Metrics) -> None:
+        self.settings = settings
+        self.triton = triton
+        self.fetcher = fetcher
+        self.tokenizer = tokenizer
+        self.metrics = metrics
+        self.versions: dict[str, VersionInfo] = {}
+        self.cache = TextCache(settings.text_cache_size)
+        self._pool = ThreadPoolExecutor(settings.cpu_workers, thread_name_prefix="cpu")
+        self._refresh_lock = asyncio.Lock()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def refresh_versions(self) -> None:
+        async with self._refresh_lock:
+            found = await self.triton.discover()
+            usable = {}
+            for name, info in found.items():
+                if info.tokenizer_sha256 and info.tokenizer_sha256 != self.tokenizer.sha256:
+                    log.error("version %s was exported with another tokenizer vocabulary; not served", name)
+                    continue
+                if info.weights_random:
+                    log.warning("version %s serves RANDOM weights (exported with --pretrained none)", name)
+                usable[name] = info
+            if set(usable) != set(self.versions):
+                log.info("served CLIP versions: %s", ", ".join(sorted(usable)) or "none")
+            self.versions = usable
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def version(self, requested: str | None) -> VersionInfo:
+        name = requested or self.settings.clip_version_id
+        if name not in self.versions:
+            if not self.versions:
+                raise TritonUnavailable("No CLIP version is loaded yet (is Triton up?); retry shortly.")
+            raise UnknownVersion(name, sorted(self.versions))
+        return self.versions[name]
+
+    async def _offload(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
+        start = time.perf_counter()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        finally:
+            self.metrics.stage.labels(stage).observe(time.perf_counter() - start)
+
+    async def _triton(self, model: str, inp: str, out: str, batch: np.ndarray, max_batch: int) -> np.ndarray:
+        start = time.perf_counter()
+        try:
+            return await self.triton.infer(model, inp, out, batch, max_batch)
+        except Exception as exc:
+            self.metrics.triton_errors.labels(type(exc).__name__).inc()
+            raise
+        finally:
+            self.metrics.stage.labels("triton").observe(time.perf_counter() - start)
+
+    # --- images ------------------------------------------------------------------------------
+    async def _image_bytes(self, image: ImageLike) -> bytes:
+        if isinstance(image, str):  # a bare string where an image is expected: upstream infers its type
+            kind, value = ("url", image) if image.startswith("http") else ("base64", image)
+        else:
+            kind, value = image.type.lower(), image.value
+        if kind in ("numpy", "numpy_object"):
+            raise ImageLoadError("numpy input is refused: it is a pickle, and unpickling client data runs code.",
+                                 reason="numpy")
+        if kind not in ("base64", "url"):
+            raise ImageLoadError("Image declaration contains not recognised image type.", reason="type")
+        if not isinstance(value, str):
+            raise ImageLoadError(f"`value` of a {kind} image must be a string.", reason="value")
+        if kind == "url":
+            try:
+                return await self.fetcher.fetch(value)
+            except ImageLoadError as exc:
+                self.metrics.url_failures.labels(exc.reason).inc()
+                raise
+        return decode_base64(value)
+
+    def _tensor(self, data: bytes, info: VersionInfo) -> np.ndarray:
+        s = self.settings
+        return image_to_tensor(data, info.preprocess, max_pixels=s.max_image_pixels, min_side=s.min_image_side,
+                               draft=s.jpeg_draft)
+
+    async def _one_image(self, image: ImageLike, info: VersionInfo, index: int | None) -> np.ndarray:
+        try:
+            data = await self._image_bytes(image)
+            return await self._offload("decode", self._tensor, data, info)
+        except ImageLoadError as exc:
+            self.metrics.image_errors.labels(exc.reason).inc()
+            raise exc.at_index(index) if index is not None else exc
+
+    async def embed_images(self, images: list[ImageLike], version: str | None, *, listed: bool = True) -> np.ndarray:
+        info = self.version(version)
+        if not images:
+            raise InvalidRequest("At least one image is required.")
+        if len(images) > self.settings.max_images_per_request:
+            raise LimitExceeded(
+                f"The maximum number of images that can be embedded at once is {self.settings.max_images_per_request}."
+            )
+        tensors = await asyncio.gather(*(self._one_image(img, info, i if listed else None) for i, img in enumerate(images)))
+        batch = np.stack(tensors)
+        return await self._triton(info.image_model, IMAGE_INPUT, IMAGE_OUTPUT, batch, info.image_max_batch)
+
+    # --- texts -------------------------------------------------------------------------------
+    async def embed_texts(self, texts: list[str], version: str | None, truncate: bool) -> np.ndarray:
+        info = self.version(version)
+        s = self.settings
+        if not texts:
+            raise InvalidRequest("At least one text is required.")
+        if len(texts) > s.max_texts_per_request:
+            raise PayloadTooLarge(f"The maximum number of texts per request is {s.max_texts_per_request}.")
+        for i, text in enumerate(texts):
+            if len(text) > s.max_text_chars:
+                raise LimitExceeded(f"Text at index {i} has {len(text)} characters; the limit is {s.max_text_chars}.")
+        keys = [(info.version, truncate, t) for t in texts]
+        out = np.empty((len(texts), info.embed_dim), dtype=np.float32)
+        missing = []
+        for i, key in enumerate(keys):
+            cached = self.cache.get(key)
+            if cached is None:
+                missing.append(i)
+            else:
+                out[i] = cached
+        self.metrics.cache_hits.inc(len(texts) - len(missing))
+        self.metrics.cache_misses.inc(len(missing))
+        if missing:
+            unique = list(dict.fromkeys(texts[i] for i in missing))
+            ids = await self._offload("tokenize", self._tokenize, unique, info, truncate)
+            embeds = await self._triton(info.text_model, TEXT_INPUT, TEXT_OUTPUT, ids, info.text_max_batch)
+            by_text = dict(zip(unique, embeds, strict=True))
+            for i in missing:
+                out[i] = by_text[texts[i]]
+                self.cache.put(keys[i], out[i].copy())
+        return out
+
+    def _tokenize(self, texts: list[str], info: VersionInfo, truncate: bool) -> np.ndarray:
+        return self.tokenizer.batch(texts, truncate=truncate, buckets=info.text_buckets)
+
+    # --- compare -----------------------------------------------------------------------------
+    async def _embed_any(self, kind: str, items: list[Any], version: str | None, truncate: bool,
+                         listed: bool) -> np.ndarray:
+        if kind == "text":
+            if not all(isinstance(t, str) for t in items):
+                raise InvalidRequest("Text prompts/subjects must be strings.")
+            return await self.embed_texts(items, version, truncate)
+        return await self.embed_images(items, version, listed=listed)
+
+    async def compare(self, subject: Any, subject_type: str, prompt: Any, prompt_type: str, version: str | None,
+                      truncate: bool) -> list[float] | dict[str, float]:
+        for name, value in (("subject_type", subject_type), ("prompt_type", prompt_type)):
+            if value not in _KINDS:
+                raise InvalidRequest(f"{name} must be 'image' or 'text', got {value!r}.")
+        keys: list[str] | None = None
+        if isinstance(prompt, dict) and not isinstance(prompt, InferenceRequestImage):
+            keys, prompts = list(prompt.keys()), list(prompt.values())
+        elif isinstance(prompt, list):
+            prompts = prompt
+        else:
+            prompts = [prompt]
+        if not prompts:
+            raise InvalidRequest("At least one prompt is required.")
+        if len(prompts) > self.settings.max_prompts_per_compare:
+            raise LimitExceeded(
+                f"The maximum number of prompts that can be compared at once is {self.settings.max_prompts_per_compare}."
+            )
+        self.version(version)  # 404/503 before any decoding
+        subject_vec, prompt_vecs = await asyncio.gather(
+            self._embed_any(subject_type, [subject], version, truncate, listed=False),
+            self._embed_any(prompt_type, prompts, version, truncate, listed=len(prompts) > 1),
+        )
+        return shape_similarity(cosine(subject_vec[0], prompt_vecs), keys)

@@ -1,0 +1,153 @@
+"""The gateway's only door to Triton: served-version discovery and batched inference over gRPC.
+
+What each version needs (image size, preprocessing, context length, dims) is read from the
+model configs' `parameters`, written by the exporter, so the gateway learns it from Triton
+itself and never from a folder shared with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import tritonclient.grpc.aio as grpcclient
+from tritonclient.grpc import InferInput, InferRequestedOutput
+from tritonclient.utils import InferenceServerException
+
+from gateway.errors import Overloaded, TritonUnavailable
+from gateway.images.decode import Preprocess
+
+log = logging.getLogger("gateway.triton")
+
+# Tensor names shared with triton_clip/repository.py (the exporter writes them into config.pbtxt).
+IMAGE_INPUT, IMAGE_OUTPUT = "pixel_values__0", "image_embeds__0"
+TEXT_INPUT, TEXT_OUTPUT = "input_ids__0", "text_embeds__0"
+_UNAVAILABLE_CODES = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.NOT_FOUND",
+                      "StatusCode.CANCELLED", "StatusCode.UNKNOWN"}
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One served CLIP version: its two Triton models and what preprocessing they expect."""
+
+    version: str
+    image_model: str
+    text_model: str
+    embed_dim: int
+    preprocess: Preprocess
+    context_length: int
+    text_buckets: tuple[int, ...]
+    image_max_batch: int
+    text_max_batch: int
+    open_clip_model: str
+    pretrained: str
+    weights_random: bool
+    precision: str
+    tokenizer_sha256: str
+
+    def public(self) -> dict[str, object]:
+        return {
+            "clip_version_id": self.version, "open_clip_model": self.open_clip_model,
+            "pretrained": self.pretrained, "weights_random": self.weights_random, "precision": self.precision,
+            "embedding_dim": self.embed_dim, "image_size": self.preprocess.size,
+            "context_length": self.context_length, "models": [self.image_model, self.text_model],
+        }
+
+
+def _params(config: dict) -> dict[str, str]:
+    return {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+
+
+def versions_from_configs(configs: list[dict]) -> dict[str, VersionInfo]:
+    """Pair image and text tower configs by their `clip_version` parameter (pure, for tests)."""
+    towers: dict[str, dict[str, dict]] = {}
+    for config in configs:
+        params = _params(config)
+        if params.get("tower") in ("image", "text") and params.get("clip_version"):
+            towers.setdefault(params["clip_version"], {})[params["tower"]] = config
+    found: dict[str, VersionInfo] = {}
+    for version, pair in towers.items():
+        if set(pair) != {"image", "text"}:
+            log.warning("version %s has only its %s tower loaded; not served", version, ", ".join(pair))
+            continue
+        image, text = _params(pair["image"]), _params(pair["text"])
+        found[version] = VersionInfo(
+            version=version, image_model=pair["image"]["name"], text_model=pair["text"]["name"],
+            embed_dim=int(image["embed_dim"]),
+            preprocess=Preprocess(size=int(image["image_size"]), resize_mode=image.get("resize_mode", "shortest"),
+                                  interpolation=image.get("interpolation", "bicubic"),
+                                  fill_color=int(image.get("fill_color", "0"))),
+            context_length=int(text["context_length"]),
+            text_buckets=tuple(int(b) for b in text.get("text_buckets", text["context_length"]).split(",")),
+            image_max_batch=int(pair["image"].get("max_batch_size", 1)) or 1,
+            text_max_batch=int(pair["text"].get("max_batch_size", 1)) or 1,
+            open_clip_model=image.get("open_clip_model", version), pretrained=image.get("pretrained", "?"),
+            weights_random=image.get("weights_random") == "true", precision=image.get("precision", "fp32"),
+            tokenizer_sha256=text.get("tokenizer_sha256", ""),
+        )
+    return found
+
+
+def _translate(exc: InferenceServerException) -> Exception:
+    text = exc.message() or str(exc)
+    if "queue size" in text or "timeout" in text.lower() and "queue" in text.lower():
+        return Overloaded("The inference server's queue is full; retry shortly.")
+    if exc.status() in _UNAVAILABLE_CODES or exc.status() is None:
+        return TritonUnavailable()
+    return exc
+
+
+class TritonClient:
+    """One gRPC channel per worker process, created and closed by the app's lifespan."""
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self._client = grpcclient.InferenceServerClient(url=url)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def _call(self, coro):  # noqa: ANN001, ANN202 - every RPC gets the same error translation
+        try:
+            return await coro
+        except InferenceServerException as exc:
+            raise _translate(exc) from exc
+
+    async def discover(self) -> dict[str, VersionInfo]:
+        index = await self._call(self._client.get_model_repository_index(as_json=True, client_timeout=self.timeout_s))
+        names = [m["name"] for m in index.get("models", []) if m.get("state") == "READY"]
+        configs = await asyncio.gather(
+            *(self._call(self._client.get_model_config(n, as_json=True, client_timeout=self.timeout_s)) for n in names)
+        )
+        return versions_from_configs([c["config"] for c in configs])
+
+    async def ready(self, models: list[str]) -> bool:
+        try:
+            if not await self._client.is_server_ready(client_timeout=2.0):
+                return False
+            checks = await asyncio.gather(*(self._client.is_model_ready(m, client_timeout=2.0) for m in models))
+            return all(checks)
+        except InferenceServerException:
+            return False
+
+    async def _infer_one(self, model: str, input_name: str, output_name: str, batch: np.ndarray) -> np.ndarray:
+        tensor = InferInput(input_name, list(batch.shape), "UINT8" if batch.dtype == np.uint8 else "INT64")
+        tensor.set_data_from_numpy(batch)
+        result = await self._call(self._client.infer(
+            model, [tensor], outputs=[InferRequestedOutput(output_name)], client_timeout=self.timeout_s
+        ))
+        return result.as_numpy(output_name)
+
+    async def infer(self, model: str, input_name: str, output_name: str, batch: np.ndarray, max_batch: int) -> np.ndarray:
+        """Run a batch, split into Triton-sized requests (sent concurrently, results in order)."""
+        if len(batch) <= max_batch:
+            return await self._infer_one(model, input_name, output_name, batch)
+        chunks = [batch[i : i + max_batch] for i in range(0, len(batch), max_batch)]
+        parts = await asyncio.gather(*(self._infer_one(model, input_name, output_name, c) for c in chunks))
+        return np.concatenate(parts, axis=0)
+
+    async def statistics(self, model: str) -> dict:
+        return await self._call(self._client.get_inference_statistics(model, as_json=True, client_timeout=self.timeout_s))

@@ -1,0 +1,148 @@
+"""Session fixtures: one real tritonserver on a tiny random-init CLIP, one real gateway in front of it.
+
+The tiny model is open_clip's own architecture code with a small config (tests/fixtures/clip-tiny.json),
+exported exactly as production versions are; its reference is the eager open_clip model rebuilt from
+the same seed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TINY = "clip-tiny"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} while waiting for {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 - loopback
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout_s}s")
+
+
+@pytest.fixture(scope="session")
+def open_clip_tiny():
+    """open_clip with the tiny config registered (the import is slow: once per session)."""
+    import open_clip
+
+    open_clip.add_model_config(FIXTURES / f"{TINY}.json")
+    return open_clip
+
+
+@pytest.fixture(scope="session")
+def tiny_repository(tmp_path_factory, open_clip_tiny) -> Path:
+    from triton_clip.export import ExportRequest, export_version
+
+    repo = tmp_path_factory.mktemp("repo") / "model_repository"
+    export_version(ExportRequest(TINY, "none", "cpu", cpu_threads=1), repo)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def tiny_reference(open_clip_tiny):
+    """Eager open_clip model with the same weights as the exported one (same seed)."""
+    from triton_clip.export import ExportRequest, load_model
+
+    return load_model(ExportRequest(TINY, "none"))
+
+
+@dataclass
+class TritonEndpoints:
+    process: object
+    http: str
+    grpc: str
+    log_file: Path
+
+    def url(self, path: str) -> str:
+        return f"http://{self.http}{path}"
+
+
+@pytest.fixture(scope="session")
+def triton(tiny_repository, tmp_path_factory) -> Iterator[TritonEndpoints]:
+    from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install
+
+    install(DEFAULT_HOME)
+    opts = TritonOptions(tiny_repository, "127.0.0.1", free_port(), free_port(), free_port())
+    log_file = tmp_path_factory.mktemp("logs") / "tritonserver.log"
+    server = TritonProcess(opts, log_file=log_file)
+    try:
+        server.wait_ready(180)
+        yield TritonEndpoints(server, f"127.0.0.1:{opts.http_port}", f"127.0.0.1:{opts.grpc_port}", log_file)
+    finally:
+        server.stop()
+
+
+def gateway_env(triton: TritonEndpoints, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"GATEWAY_TRITON_URL": triton.grpc, "CLIP_VERSION_ID": TINY, "GATEWAY_MODEL_REFRESH_S": "1",
+                "GATEWAY_LOG_JSON": "true", "GATEWAY_LOG_LEVEL": "INFO"})
+    env.update(extra)
+    return env
+
+
+@dataclass
+class GatewayServer:
+    base_url: str
+    proc: subprocess.Popen
+    log_file: Path
+
+
+def start_gateway(triton: TritonEndpoints, log_file: Path, **extra_env: str) -> GatewayServer:
+    port = free_port()
+    out = open(log_file, "ab")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "gateway.main:create_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--no-access-log"],
+        cwd=ROOT, env=gateway_env(triton, **extra_env), stdout=out, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/readiness", 60, proc)
+    except Exception:
+        proc.terminate()
+        raise
+    return GatewayServer(base, proc, log_file)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def gateway(triton, tmp_path_factory) -> Iterator[GatewayServer]:
+    server = start_gateway(triton, tmp_path_factory.mktemp("gw") / "gateway.log")
+    try:
+        yield server
+    finally:
+        stop_process(server.proc)
