@@ -7,6 +7,7 @@ so every status code the service can return is decided here.
 from __future__ import annotations
 
 import logging
+import reprlib
 from typing import Any
 
 import orjson
@@ -132,10 +133,31 @@ async def _gateway_error(_: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+_INPUT_REPR = reprlib.Repr()  # bounded: depth 6, strings 30 chars, ints 40 digits
+
+
+def _jsonable_errors(errors: list[dict[str, Any]]) -> list[Any]:
+    """pydantic's errors as JSON values; `input` may hold bytes or other non-JSON values (then str)."""
+    try:
+        return orjson.loads(orjson.dumps(errors, default=str))
+    except TypeError:
+        # orjson refuses ints past 64 bits and nesting past 255 levels, both valid JSON a client can send:
+        # keep FastAPI's shape and replace the offending `input` by a bounded repr.
+        return [orjson.loads(orjson.dumps({**e, "input": _bounded_repr(e.get("input"))}, default=str))
+                for e in errors]
+
+
+def _bounded_repr(value: Any) -> str:
+    try:
+        return _INPUT_REPR.repr(value)
+    except (ValueError, RecursionError):  # an int past Python's 4300-digit str limit
+        return "<input not shown>"
+
+
 async def _validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    # FastAPI's own 422 shape, as upstream; `input` may hold bytes or other non-JSON values.
-    return json_response(422, {"detail": orjson.loads(orjson.dumps(exc.errors(), default=str))})
+    # FastAPI's own 422 shape, as upstream.
+    return json_response(422, {"detail": _jsonable_errors(list(exc.errors()))})
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:

@@ -2,11 +2,20 @@
 
 Written as raw ASGI (not BaseHTTPMiddleware) so it adds microseconds, streams nothing twice,
 and can refuse an oversized or excess request before the body is even read.
+
+Client disconnects: uvicorn never cancels an app on its own; it only answers `http.disconnect`
+to the next `receive()`, which a plain (non-streaming) route never calls once it has the body.
+So for the /clip/ routes the app runs as a child task, and once the body is read a watcher
+waits on `receive()`: a disconnect before the response starts cancels the child, which cancels
+its awaits (the Triton gRPC call is cancelled, queued decode work is dropped) and frees its
+in-flight slot. Logged and counted as status 499 (nginx's "client closed request").
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import time
 import uuid
 from typing import Any, Awaitable, Callable, MutableMapping
@@ -23,6 +32,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("gateway.access")
 _LIMITED_PREFIX = "/clip/"
+_CLIENT_CLOSED = 499
+# Echoed in a header and written to logs: only a conservative token, else a fresh id.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 _KNOWN_ROUTES = {"/clip/embed_image", "/clip/embed_text", "/clip/compare", "/healthz", "/readiness", "/info",
                  "/metrics", "/docs", "/openapi.json"}
 
@@ -46,7 +58,8 @@ class GatewayMiddleware:
             return
         start = time.perf_counter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        request_id = headers.get("x-request-id", "")[:128] or uuid.uuid4().hex
+        given_id = headers.get("x-request-id", "")
+        request_id = given_id if _REQUEST_ID.fullmatch(given_id) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         path = scope.get("path", "")
         route = path if path in _KNOWN_ROUTES else "other"
@@ -70,7 +83,11 @@ class GatewayMiddleware:
                 self.inflight += 1
                 self.metrics.inflight.inc()
             try:
-                await self.app(scope, self._capped(receive), send_wrapped)
+                if limited:
+                    if await _run_until_disconnect(self.app, scope, self._capped(receive), send_wrapped):
+                        status["code"] = _CLIENT_CLOSED
+                else:
+                    await self.app(scope, self._capped(receive), send_wrapped)
             finally:
                 if limited:
                     self.inflight -= 1
@@ -108,3 +125,46 @@ class GatewayMiddleware:
             return message
 
         return wrapped
+
+
+async def _run_until_disconnect(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> bool:
+    """Run the app, cancelled if the client goes away before the response starts; True if it was."""
+    started = False
+    disconnected = False
+    watcher: asyncio.Task[Message] | None = None
+
+    async def watch() -> Message:
+        nonlocal disconnected
+        message = await receive()  # returns when the client disconnects or the response is complete
+        if message["type"] == "http.disconnect" and not started:
+            disconnected = True
+            task.cancel()
+        return message
+
+    async def receive_wrapped() -> Message:
+        nonlocal watcher
+        if watcher is not None:  # body already read: share the watcher's answer
+            return await asyncio.shield(watcher)
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            watcher = asyncio.create_task(watch())
+        return message
+
+    async def send_wrapped(message: Message) -> None:
+        nonlocal started
+        if message["type"] == "http.response.start":
+            started = True
+        await send(message)
+
+    task = asyncio.create_task(app(scope, receive_wrapped, send_wrapped))
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if disconnected and current is not None and not current.cancelling():
+            return True
+        raise
+    finally:
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+    return False

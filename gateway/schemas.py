@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class InferenceRequestImage(BaseModel):
@@ -57,6 +57,17 @@ class ClipCompareRequest(ClipInferenceRequest):
     prompt: PromptType
     prompt_type: str = "text"
     truncate: bool = Field(False, description="Extension: truncate texts over the context length like open_clip.")
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _type_and_value_is_one_image(cls, value: Any) -> Any:
+        """Upstream's rule: a dict with both `type` and `value` is ONE image, not named prompts.
+
+        The smart union alone would read `{"type": "url", "value": "https://..."}` as dict[str, str].
+        """
+        if isinstance(value, dict) and "type" in value and "value" in value:
+            return InferenceRequestImage.model_validate(value)
+        return value
 
 
 class InferenceResponse(BaseModel):

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 folder = export_version(request, args.repository, lambda msg: bar.update(task, description=msg))
             except (ExportError, ValueError) as exc:
-                bar.console.print(f"[red]✗ {version}: {exc}[/]")
+                bar.console.print(f"[red]✗ {version}: {exc}[/]", soft_wrap=True)
                 failures += 1
             else:
                 bar.console.print(f"[green]✓[/] {version}: exported to {folder.parent} ({args.target})")

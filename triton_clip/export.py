@@ -7,6 +7,7 @@ leaves a half-written model for Triton to trip over.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -129,7 +130,8 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
                     else model.text_projection.out_features) if hasattr(model, "text_projection") else 0
 
     progress(f"{request.version}: scripting image and text towers")
-    image_tower, text_tower = ImageTower(model, pre["mean"], pre["std"]), TextTower(model)
+    source = copy.deepcopy(model) if request.fp16 else model  # .half() must not touch the fp32 reference
+    image_tower, text_tower = ImageTower(source, pre["mean"], pre["std"]), TextTower(source)
     if request.fp16:
         image_tower, text_tower = image_tower.half(), text_tower.half()
     image_ts = to_torchscript(image_tower, torch.zeros(2, 3, size, size, dtype=torch.uint8))

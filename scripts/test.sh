@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Run the whole test suite (unit, integration against the real tritonserver, offline deploy checks).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+ensure_venv requirements/dev.txt
+cd "$ROOT"
+exec "$VENV/bin/python" -m pytest "$@"
