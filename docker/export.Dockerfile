@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
 # One-shot export job: open_clip weights -> TorchScript towers + config.pbtxt in a Triton model repository.
 # torch is the CPU wheel: exporting on CPU is fine for the GPU (pytorch_libtorch) target.
+# TorchScript is not forward compatible: a file must be written by a torch no newer than the libtorch
+# that loads it. nvcr.io/nvidia/tritonserver:24.10 ships PyTorch 2.5, so the export pins torch 2.5.1
+# (override TORCH_VERSION/TORCHVISION_VERSION together with the Triton image tag).
 # Build from the repository root:  docker build -f docker/export.Dockerfile -t clip-triton/export:dev .
 FROM python:3.11.13-slim-bookworm
 
@@ -17,10 +20,15 @@ RUN groupadd --gid 1000 clip \
  && chown clip:clip /models /cache
 
 WORKDIR /app
+ARG TORCH_VERSION=2.5.1
+ARG TORCHVISION_VERSION=0.20.1
 COPY requirements/export.txt requirements/export.txt
-# torch first from the CPU index (no CUDA wheels, ~10x smaller); the pins then resolve to it.
-RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.14.1 torchvision==0.29.1 \
- && pip install --no-cache-dir -r requirements/export.txt
+# torch first from the CPU index (no CUDA wheels, ~10x smaller), then the rest of export.txt without its
+# dev-machine torch pins.
+RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu \
+        "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" \
+ && grep -v -E '^(torch|torchvision)==' requirements/export.txt > /tmp/export-rest.txt \
+ && pip install --no-cache-dir -r /tmp/export-rest.txt
 COPY triton_clip/ triton_clip/
 COPY scripts/ scripts/
 

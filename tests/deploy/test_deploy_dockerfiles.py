@@ -131,14 +131,22 @@ def test_gateway_image_command_and_port():
     assert "127.0.0.1:9001/readiness" in steps["HEALTHCHECK"]
 
 
-@pytest.mark.parametrize("name", ["export", "triton-cpu"])
-def test_torch_images_use_the_cpu_wheel_and_the_pinned_versions(name):
-    text = DOCKERFILES[name].read_text()
+def test_cpu_triton_image_uses_the_cpu_wheel_and_the_pinned_versions():
+    text = DOCKERFILES["triton-cpu"].read_text()
     assert "https://download.pytorch.org/whl/cpu" in text
     pins = dict(re.findall(r"^(torch|torchvision)==(\S+)", (REPO / "requirements" / "export.txt").read_text(), re.M))
     for package, version in pins.items():
-        assert f"{package}=={version}" in text, f"{name}: {package} must be {version} as in requirements/export.txt"
+        assert f"{package}=={version}" in text, f"triton-cpu: {package} must be {version} as in requirements/export.txt"
     assert "-r requirements/export.txt" in text
+
+
+def test_gpu_export_torch_is_no_newer_than_tritons_libtorch():
+    """TorchScript is not forward compatible: Triton 24.10's libtorch is PyTorch 2.5."""
+    text = DOCKERFILES["export"].read_text()
+    assert "https://download.pytorch.org/whl/cpu" in text
+    assert "ARG TORCH_VERSION=2.5.1" in text and "ARG TORCHVISION_VERSION=0.20.1" in text
+    compose = (REPO / "docker-compose.yml").read_text()
+    assert "tritonserver:24.10-py3" in compose
 
 
 def test_triton_cpu_image_serves_what_it_exports():
