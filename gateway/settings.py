@@ -52,9 +52,12 @@ class Settings(BaseSettings):
     min_image_side: int = Field(2, ge=1, description="Smallest accepted image side in pixels.")
 
     # --- URL images (upstream flag names) ----------------------------------------------------
-    allow_url_input: bool = Field(True, validation_alias=_upstream("ALLOW_URL_INPUT"))
-    allow_non_https_url_input: bool = Field(False, validation_alias=_upstream("ALLOW_NON_HTTPS_URL_INPUT"))
-    allow_url_input_without_fqdn: bool = Field(False, validation_alias=_upstream("ALLOW_URL_INPUT_WITHOUT_FQDN"))
+    allow_url_input: bool = Field(True, validation_alias=_upstream("ALLOW_URL_INPUT"),
+                                  description="Accept `{\"type\": \"url\"}` images at all.")
+    allow_non_https_url_input: bool = Field(False, validation_alias=_upstream("ALLOW_NON_HTTPS_URL_INPUT"),
+                                            description="Also fetch plain http:// URLs.")
+    allow_url_input_without_fqdn: bool = Field(False, validation_alias=_upstream("ALLOW_URL_INPUT_WITHOUT_FQDN"),
+                                               description="Also fetch IP literals and single-label hosts.")
     allow_url_to_non_global_addresses: bool = Field(
         False, validation_alias=_upstream("ALLOW_URL_TO_NON_GLOBAL_ADDRESSES"),
         description="Off by default (upstream: on): loopback, private, link-local... are refused.",
