@@ -11,10 +11,13 @@ numpy 1.x, and with numpy 2 its `Tensor(name, ndarray)` silently sends 0 bytes.
 
 import json
 import os
+import warnings
 
 import torch
 import triton_python_backend_utils as pb_utils
 from torch.utils.dlpack import from_dlpack, to_dlpack
+
+warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")  # torch.jit.load still works
 
 
 class TritonPythonModel:
