@@ -166,7 +166,9 @@ async def _http_error(_: Request, exc: Exception) -> Response:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s", request.url.path)
+    # Runs in Starlette's outermost middleware, after ours has returned: pass the request id explicitly.
+    log.exception("unhandled error on %s", request.url.path,
+                  extra={"request_id": request.scope.get("state", {}).get("request_id")})
     return json_response(500, {"message": "Internal error."})
 
 

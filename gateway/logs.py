@@ -1,14 +1,22 @@
-"""Structured logs: one JSON object per line, with the request id when there is one."""
+"""Structured logs: one JSON object per line, with the request id when there is one.
+
+The middleware sets `request_id` for the duration of a request, so every line logged while
+serving it (errors, URL refusals, Triton failures) carries the id, not only the access line.
+uvicorn's own loggers are routed through the same handler, so the whole stream is JSON.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
+from contextvars import ContextVar
 
 import orjson
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+# uvicorn adds `color_message` (ANSI-coloured copy of msg) to its records: not a field worth keeping.
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "color_message"}
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,6 +27,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        current = request_id.get()
+        if current is not None:
+            entry["request_id"] = current
         entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
@@ -31,5 +42,10 @@ def configure(level: str, json_lines: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # uvicorn configured these before the factory ran
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+    # uvicorn.access would log query strings (`api_key=...`): our own access line logs the path only.
     for noisy in ("uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

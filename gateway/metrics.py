@@ -31,3 +31,6 @@ class Metrics:
         self.cache_hits = Counter("clip_gateway_text_cache_hits", "Text embeddings served from the cache.", registry=r)
         self.cache_misses = Counter("clip_gateway_text_cache_misses", "Text embeddings computed.", registry=r)
         self.triton_errors = Counter("clip_gateway_triton_errors", "Triton calls that failed.", ["kind"], registry=r)
+        # Exported at 0 from the start, so rate() and alerts work before the first rejection.
+        for reason in ("inflight", "triton_queue"):
+            self.rejected.labels(reason)

@@ -20,6 +20,7 @@ import time
 import uuid
 from typing import Any, Awaitable, Callable, MutableMapping
 
+from gateway import logs
 from gateway.errors import GatewayError, Overloaded, PayloadTooLarge, error_response
 from gateway.metrics import Metrics
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -61,6 +62,7 @@ class GatewayMiddleware:
         given_id = headers.get("x-request-id", "")
         request_id = given_id if _REQUEST_ID.fullmatch(given_id) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        token = logs.request_id.set(request_id)
         path = scope.get("path", "")
         route = path if path in _KNOWN_ROUTES else "other"
         status = {"code": 500}
@@ -97,8 +99,9 @@ class GatewayMiddleware:
             self.metrics.requests.labels(route, str(status["code"])).inc()
             if route != "other":
                 self.metrics.latency.labels(route).observe(elapsed)
-            log.info("request", extra={"request_id": request_id, "method": scope.get("method"), "path": path,
-                                       "status": status["code"], "duration_ms": round(elapsed * 1000, 2)})
+            log.info("request", extra={"method": scope.get("method"), "path": path, "status": status["code"],
+                                       "duration_ms": round(elapsed * 1000, 2)})
+            logs.request_id.reset(token)
 
     def _admit(self, headers: dict[str, str], limited: bool) -> Any:
         """Refuse before reading the body: declared size over the cap, or too much work in flight."""

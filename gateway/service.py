@@ -16,7 +16,7 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from gateway.errors import ImageLoadError, InvalidRequest, LimitExceeded, PayloadTooLarge, TritonUnavailable, UnknownVersion
+from gateway.errors import ImageLoadError, InvalidRequest, LimitExceeded, Overloaded, PayloadTooLarge, TritonUnavailable, UnknownVersion
 from gateway.images.decode import decode_base64, image_to_tensor
 from gateway.images.fetch import ImageFetcher
 from gateway.metrics import Metrics
@@ -107,6 +107,8 @@ class ClipService:
             return await self.triton.infer(model, inp, out, batch, max_batch)
         except Exception as exc:
             self.metrics.triton_errors.labels(type(exc).__name__).inc()
+            if isinstance(exc, Overloaded):  # Triton's queue policy refused it (max_queue_size / queue timeout)
+                self.metrics.rejected.labels("triton_queue").inc()
             raise
         finally:
             self.metrics.stage.labels("triton").observe(time.perf_counter() - start)

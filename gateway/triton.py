@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
-from tritonclient.grpc import InferInput, InferRequestedOutput
+from tritonclient.grpc import InferInput, InferRequestedOutput, KeepAliveOptions
 from tritonclient.utils import InferenceServerException
 
 from gateway.errors import Overloaded, TritonUnavailable
@@ -24,6 +24,7 @@ log = logging.getLogger("gateway.triton")
 # Tensor names shared with triton_clip/repository.py (the exporter writes them into config.pbtxt).
 IMAGE_INPUT, IMAGE_OUTPUT = "pixel_values__0", "image_embeds__0"
 TEXT_INPUT, TEXT_OUTPUT = "input_ids__0", "text_embeds__0"
+_MAX_MESSAGE = 2**31 - 1  # tritonclient's own default (MAX_GRPC_MESSAGE_SIZE)
 _UNAVAILABLE_CODES = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.NOT_FOUND",
                       "StatusCode.CANCELLED", "StatusCode.UNKNOWN"}
 
@@ -99,13 +100,34 @@ def _translate(exc: InferenceServerException) -> Exception:
     return exc
 
 
+def channel_args() -> list[tuple[str, int]]:
+    """tritonclient's default channel options, plus a short reconnect backoff.
+
+    gRPC's default backoff after failed connects grows 1.6x per try up to 120 s, so after a Triton
+    outage of a few tens of seconds the channel would keep failing fast (503) for many seconds
+    after Triton is back. Capped at 1 s, the gateway recovers within about a second.
+    """
+    keepalive = KeepAliveOptions()
+    return [
+        ("grpc.max_send_message_length", _MAX_MESSAGE),
+        ("grpc.max_receive_message_length", _MAX_MESSAGE),
+        ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", keepalive.keepalive_permit_without_calls),
+        ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
+        ("grpc.initial_reconnect_backoff_ms", 250),
+        ("grpc.min_reconnect_backoff_ms", 250),
+        ("grpc.max_reconnect_backoff_ms", 1000),
+    ]
+
+
 class TritonClient:
     """One gRPC channel per worker process, created and closed by the app's lifespan."""
 
     def __init__(self, url: str, timeout_s: float) -> None:
         self.url = url
         self.timeout_s = timeout_s
-        self._client = grpcclient.InferenceServerClient(url=url)
+        self._client = grpcclient.InferenceServerClient(url=url, channel_args=channel_args())
 
     async def close(self) -> None:
         await self._client.close()
@@ -136,8 +158,11 @@ class TritonClient:
     async def _infer_one(self, model: str, input_name: str, output_name: str, batch: np.ndarray) -> np.ndarray:
         tensor = InferInput(input_name, list(batch.shape), "UINT8" if batch.dtype == np.uint8 else "INT64")
         tensor.set_data_from_numpy(batch)
+        # `timeout` (µs) overrides the queue policy's default_timeout_microseconds (the exporter sets
+        # allow_timeout_override): Triton drops a request still queued when the gateway stops waiting.
         result = await self._call(self._client.infer(
-            model, [tensor], outputs=[InferRequestedOutput(output_name)], client_timeout=self.timeout_s
+            model, [tensor], outputs=[InferRequestedOutput(output_name)], client_timeout=self.timeout_s,
+            timeout=int(self.timeout_s * 1_000_000),
         ))
         return result.as_numpy(output_name)
 
