@@ -183,6 +183,21 @@ def test_dict_with_type_and_value_is_one_image(client):
     assert sim[0] == pytest.approx(np_cosine(rows[0], rows[1]), abs=1e-5)
 
 
+def test_dict_with_only_one_of_type_and_value_is_named_prompts(client):
+    for prompt in ({"type": TEXTS[0], "other": TEXTS[1]}, {"value": TEXTS[0], "other": TEXTS[1]}):
+        sim = compare(client, subject=IMAGES[0], prompt=prompt)
+        assert list(sim) == list(prompt)
+        np.testing.assert_allclose(list(sim.values()), compare(client, subject=IMAGES[0], prompt=TEXTS[:2]),
+                                   atol=1e-6)
+
+
+def test_dict_with_type_and_value_is_an_image_even_for_text_prompts(client):
+    """Upstream's rule does not look at prompt_type: such a dict is one image, so a text prompt is refused."""
+    body = error(client.post("/clip/compare", json={"subject": IMAGES[0], "prompt": {"type": "a", "value": "b"}}),
+                 400)
+    assert set(body) == {"message"}
+
+
 def test_dict_of_named_image_prompts(client):
     prompt = {"cat": IMAGES[1], "coffee": IMAGES[2]}
     sim = compare(client, subject=IMAGES[0], prompt=prompt, prompt_type="image")
