@@ -30,6 +30,7 @@ log = logging.getLogger("gateway.service")
 T = TypeVar("T")
 ImageLike = InferenceRequestImage | str
 _KINDS = ("image", "text")
+_INLINE_TEXTS, _INLINE_CHARS = 4, 512  # tokenized on the event loop below these sizes (see embed_texts)
 
 
 class TextCache:
@@ -185,7 +186,13 @@ class ClipService:
         self.metrics.cache_misses.inc(len(missing))
         if missing:
             unique = list(dict.fromkeys(texts[i] for i in missing))
-            ids = await self._offload("tokenize", self._tokenize, unique, info, truncate)
+            if len(unique) <= _INLINE_TEXTS and sum(map(len, unique)) <= _INLINE_CHARS:
+                # A few short prompts tokenize in ~0.1 ms: cheaper on the loop than a thread hop.
+                start = time.perf_counter()
+                ids = self._tokenize(unique, info, truncate)
+                self.metrics.stage.labels("tokenize").observe(time.perf_counter() - start)
+            else:
+                ids = await self._offload("tokenize", self._tokenize, unique, info, truncate)
             embeds = await self._triton(info.text_model, TEXT_INPUT, TEXT_OUTPUT, ids, info.text_max_batch)
             by_text = dict(zip(unique, embeds, strict=True))
             for i in missing:

@@ -12,7 +12,10 @@
 plus: text buckets [N,16] vs forced [N,77] (throughput and identity), gRPC vs system shared memory for
 image tensors, the gateway's text-cache hit rate on a compare load with repeated class prompts, Triton's
 average batch size and per-request time from its statistics (deltas per point), and the gateway overhead
-at concurrency 1. Every point is time-boxed (--seconds) and bounded (--max-requests).
+at concurrency 1. Then --ab-rounds short interleaved rounds at saturation (in-process ceilings, Triton,
+gateway, naive back to back), whose per-round ratios are the ones to trust on a noisy machine. Every
+point is time-boxed (--seconds, --ab-seconds) and bounded (--max-requests); each point records the share
+of the CPUs used by processes outside the benchmark ("others' CPU") so noisy points can be recognised.
 
 The model repository is exported with random weights if missing (`--pretrained none`; fine for speed).
 Servers listen on 127.0.0.1 only and are stopped by PID at the end. Results: results/bench-<UTC>/
@@ -30,6 +33,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -166,6 +170,49 @@ def stats_delta(before: dict, after: dict) -> dict[str, dict]:
     return out
 
 
+# ---------------------------------------------------------------------------------------------- noise
+def _busy_jiffies() -> int:
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4]  # all but idle and iowait
+
+
+def _tree_jiffies(roots: list[int]) -> int:
+    """utime+stime of the given processes and all their descendants (children of ours included)."""
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+            except (OSError, IndexError, ValueError):
+                pass
+    total, todo, seen = 0, list(roots), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in stats:
+            continue
+        seen.add(pid)
+        total += stats[pid][1]
+        todo += [p for p, (ppid, _) in stats.items() if ppid == pid]
+    return total
+
+
+class Noise:
+    """Share of the machine's CPUs used by processes that are not ours during a point (other users)."""
+
+    def __init__(self, roots: list[int]) -> None:
+        self.roots = roots
+        self.t0, self.busy0, self.ours0 = time.monotonic(), _busy_jiffies(), _tree_jiffies(roots)
+
+    def others_share(self) -> float:
+        hz, ncpu = os.sysconf("SC_CLK_TCK"), os.cpu_count() or 1
+        elapsed = max(time.monotonic() - self.t0, 1e-3)
+        others = (_busy_jiffies() - self.busy0) - (_tree_jiffies(self.roots) - self.ours0)
+        return max(0.0, others / hz / elapsed / ncpu)
+
+
 # ---------------------------------------------------------------------------------------------- processes
 def free_port() -> int:
     import socket
@@ -261,7 +308,7 @@ class Bench:
         opts = TritonOptions(self.repo, "127.0.0.1", self.ports["http"], self.ports["grpc"], self.ports["metrics"])
         self.triton = TritonProcess(opts, log_file=self.out / "tritonserver.log")
         env = dict(os.environ, GATEWAY_TRITON_URL=f"127.0.0.1:{self.ports['grpc']}", CLIP_VERSION_ID=self.version,
-                   GATEWAY_MAX_INFLIGHT="512", GATEWAY_LOG_LEVEL="WARNING", **self.args.gateway_env)
+                   GATEWAY_MAX_INFLIGHT="512", **self.args.gateway_env)
         gw = subprocess.Popen([sys.executable, "-m", "uvicorn", "gateway.main:create_app", "--factory", "--host",
                                "127.0.0.1", "--port", str(self.ports["gateway"]), "--no-access-log"], cwd=ROOT, env=env,
                               stdout=open(self.out / "gateway.log", "ab"), stderr=subprocess.STDOUT)
@@ -284,7 +331,8 @@ class Bench:
             self.triton.stop()
 
     # --- 1. in-process -------------------------------------------------------------------------
-    def inprocess(self, progress, task, label: str = "") -> None:  # noqa: ANN001
+    def inprocess(self, progress, task, label: str = "", cases: list | None = None,  # noqa: ANN001
+                  seconds: float | None = None, min_calls: int = 4) -> None:
         import torch
 
         torch.set_num_threads(self.args.threads)
@@ -294,10 +342,11 @@ class Bench:
         size = int(re.search(r"image_size\" value \{ string_value: \"(\d+)", (self.repo / self.image_model /
                                                                               "config.pbtxt").read_text()).group(1))
         gen = torch.Generator().manual_seed(0)
+        cases_given = cases
         cases = [("image", b, None) for b in (1, 8, 32)] + [("text16", b, 16) for b in (1, 8, 32)] + [("text77", 32, 77)]
-        if label:  # the repeat at the end: only the ceiling and the text points the ratios use
+        if label == " repeat":  # the repeat at the end: only the ceiling and the text points the ratios use
             cases = [("image", 32, None), ("text16", 32, 16), ("text77", 32, 77)]
-        for op, batch, length in cases:
+        for op, batch, length in cases_given or cases:
             progress.update(task, description=f"in-process {op} batch {batch}{label}")
             if op == "image":
                 x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=gen)
@@ -306,10 +355,12 @@ class Bench:
                 x = torch.randint(1, 49000, (batch, length), generator=gen)
                 x[:, -1] = 49407
                 module = self._modules["text"]
+            noise = Noise(self.roots())
             with torch.inference_mode():
-                module(x)  # warm (shape-specific)
+                module(x)  # warm: the TorchScript profiling executor specialises on the first calls per shape
+                module(x)
                 lat, start = [], time.perf_counter()
-                while time.perf_counter() - start < self.args.inproc_seconds or len(lat) < 3:
+                while time.perf_counter() - start < (seconds or self.args.inproc_seconds) or len(lat) < min_calls:
                     t0 = time.perf_counter()
                     module(x)
                     lat.append(time.perf_counter() - t0)
@@ -317,6 +368,7 @@ class Bench:
                         break
             p = summarise(Point("inprocess" + label.replace(" ", "_"), op, batch), lat,
                           time.perf_counter() - start, batch)
+            p.extra["others_cpu"] = round(noise.others_share(), 3)
             self.record(p)
             progress.advance(task)
 
@@ -347,7 +399,8 @@ class Bench:
 
         self._triton_send = make_send
         texts16 = [ids16[i : i + 1] for i in range(256)]
-        for c in self.args.triton_levels:
+        self._triton_arrays = {"image": images, "text": texts16}
+        for c in [] if self.args.only_ab else self.args.triton_levels:
             for op, arrays in (("image", images), ("text", texts16)):
                 progress.update(task, description=f"triton gRPC {op} c={c}")
                 await self.measure("triton", op, c, make_send(op, arrays))
@@ -357,23 +410,31 @@ class Bench:
                       max_requests: int | None = None) -> Point:
         models = [self.image_model, self.text_model]
         before = await triton_stats(self._aio, models)
+        noise = Noise(self.roots())
         lat, errors, elapsed = await closed_loop(send, c, seconds or self.args.seconds,
                                                  max_requests or self.args.max_requests)
         after = await triton_stats(self._aio, models)
         p = summarise(Point(system, op, c), lat, elapsed, items)
+        p.extra["others_cpu"] = round(noise.others_share(), 3)
         p.errors = errors
         p.triton = stats_delta(before, after)
         self.record(p)
         return p
 
+    def roots(self) -> list[int]:
+        return [os.getpid()] + [pr.pid for pr in self.procs] + ([self.triton.pid] if self.triton else [])
+
     def record(self, p: Point) -> None:
+        if getattr(self, "_round", None) is not None:
+            p.extra["round"] = self._round
+        p.extra["loadavg_1m"] = float(open("/proc/loadavg").read().split()[0])
         self.points.append(p)
         tri = "; ".join(f"{m.rsplit('-', 1)[-1]}: batch {d['avg_batch']}, {d['request_ms']} ms/req"
                         for m, d in p.triton.items())
         unit = "b" if p.system.startswith("inprocess") else "c"
         console.print(f"  {p.system:<10} {p.op:<8} {unit}={p.concurrency:<3} {p.items_per_s:8.2f} items/s "
                       f"p50 {p.p50_ms:8.1f} p95 {p.p95_ms:8.1f} p99 {p.p99_ms:8.1f} ms  n={p.requests}"
-                      f"{' ERR=' + str(p.errors) if p.errors else ''}  {tri}")
+                      f"{' ERR=' + str(p.errors) if p.errors else ''}  load {p.extra['loadavg_1m']:.1f} others {p.extra.get('others_cpu', 0):.0%}  {tri}")
 
     # --- 3 + 4. gateway and naive over HTTP, interleaved -------------------------------------------
     async def http_points(self, progress, task) -> None:  # noqa: ANN001
@@ -407,6 +468,7 @@ class Bench:
             return send
 
         routes = {"image": "/clip/embed_image", "text": "/clip/embed_text", "compare": "/clip/compare"}
+        self._http_make_send, self._routes = make_send, routes
         # warm both servers on every route (first calls allocate, JIT-optimise, fill the tokenizer caches)
         for base in (self.gw_url, self.naive_url):
             async with httpx.AsyncClient(base_url=base, timeout=120) as client:
@@ -414,22 +476,40 @@ class Bench:
                     for i in range(3):
                         await make_send(client, route, op)(i)
         cache0 = await self.gateway_cache()
-        for c in self.args.http_levels:
+        for c in [] if self.args.only_ab else self.args.http_levels:
             limits = httpx.Limits(max_connections=c, max_keepalive_connections=c)
             for op, route in routes.items():
                 for system, base in (("gateway", self.gw_url), ("naive", self.naive_url)):
                     progress.update(task, description=f"{system} {op} c={c}")
                     async with httpx.AsyncClient(base_url=base, timeout=300, limits=limits) as client:
-                        if system == "gateway" and op == "compare":
-                            before = await self.gateway_cache()
+                        if system == "gateway":
+                            before, hist0 = await self.gateway_cache(), await self.gateway_histograms()
                         p = await self.measure(system, op, c, make_send(client, route, op))
-                        if system == "gateway" and op == "compare":
-                            after = await self.gateway_cache()
+                        if system == "gateway":
+                            after, hist1 = await self.gateway_cache(), await self.gateway_histograms()
                             p.extra["cache"] = {k: after[k] - before[k] for k in after}
+                            d = {k: hist1[k] - hist0.get(k, 0.0) for k in hist1}
+                            p.extra["gateway_ms"] = {
+                                name.split(":")[1] if name.startswith("stage") else "request":
+                                round(d[name] / d[name.replace(":sum", ":count")] * 1000, 2)
+                                for name in d if name.endswith(":sum") and d.get(name.replace(":sum", ":count"))
+                                and (name.startswith("stage") or name == f"request:{route}:sum")}
                     progress.advance(task)
         cache1 = await self.gateway_cache()
         total = {k: cache1[k] - cache0[k] for k in cache1}
         self.extra["cache_all_http"] = total
+
+    async def gateway_histograms(self) -> dict[str, float]:
+        """Sums and counts of the gateway's own request and stage histograms (seconds)."""
+        import httpx
+
+        async with httpx.AsyncClient(base_url=self.gw_url, timeout=10) as client:
+            text = (await client.get("/metrics")).text
+        out = {}
+        for m in re.finditer(r'^clip_gateway_(request|stage)_seconds_(sum|count)\{(?:route|stage)="([^"]+)"\} ([0-9.e+-]+)$',
+                             text, re.M):
+            out[f"{m.group(1)}:{m.group(3)}:{m.group(2)}"] = float(m.group(4))
+        return out
 
     async def gateway_cache(self) -> dict[str, float]:
         import httpx
@@ -441,6 +521,30 @@ class Bench:
             m = re.search(rf"^{key} ([0-9.e+]+)$", text, re.M)
             out[key.split("_")[-2]] = float(m.group(1)) if m else 0.0
         return out
+
+    # --- saturation A/B rounds ----------------------------------------------------------------------
+    async def ab(self, progress, task) -> None:  # noqa: ANN001
+        """Short interleaved rounds at saturation, so each ratio compares adjacent time windows."""
+        import httpx
+
+        s = self.args.ab_seconds
+        for r in range(self.args.ab_rounds):
+            self._round = r
+            self.inprocess(progress, task, label=f" ab{r}", cases=[("image", 32, None), ("text16", 32, 16)],
+                           seconds=s, min_calls=2)
+            for op, gc, nc, tc in (("image", 16, 4, 32), ("text", 64, 4, 64), ("compare", 16, 4, 0)):
+                for system, base, c in (("gateway", self.gw_url, gc), ("naive", self.naive_url, nc)):
+                    progress.update(task, description=f"A/B round {r + 1}: {system} {op} c={c}")
+                    async with httpx.AsyncClient(base_url=base, timeout=300,
+                                                 limits=httpx.Limits(max_connections=c)) as client:
+                        await self.measure(f"ab-{system}", op, c, self._http_make_send(client, self._routes[op], op),
+                                           seconds=s)
+                    progress.advance(task)
+                if tc:
+                    progress.update(task, description=f"A/B round {r + 1}: triton {op} c={tc}")
+                    await self.measure("ab-triton", op, tc, self._triton_send(op, self._triton_arrays[op]), seconds=s)
+                    progress.advance(task)
+        self._round = None
 
     # --- text buckets ------------------------------------------------------------------------------
     async def buckets(self, progress, task) -> None:  # noqa: ANN001
@@ -484,7 +588,7 @@ class Bench:
         client = grpc_sync.InferenceServerClient(self.grpc_url)
         rng = np.random.default_rng(2)
         results = {}
-        for batch, blocks, per_block in ((1, 6, 8), (8, 3, 3)):
+        for batch, blocks, per_block in ((1, 4, 5), (8, 2, 2)):
             arr = rng.integers(0, 256, (batch, 3, 224, 224), dtype=np.uint8)
             key = f"/bench_shm_{os.getpid()}_{batch}"
             handle = shm.create_shared_memory_region(f"in{batch}", key, arr.nbytes)
@@ -528,8 +632,45 @@ class Bench:
                 shm.destroy_shared_memory_region(handle)
             progress.advance(task)
         client.close()
+        results["client_prep_us"] = self.shm_prep_cost()
         self.extra["shm"] = results
         console.print(f"  shm: {json.dumps(results)}")
+
+    def shm_prep_cost(self, reps: int = 300) -> dict:
+        """What differs between the two paths on the client, without the model: building the request.
+
+        gRPC: the tensor is copied into the protobuf request and serialised (then framed by HTTP/2 and
+        parsed by the server). shm: the tensor is copied into the mapped region; the request carries a
+        region name and offset. Median of `reps` interleaved repetitions, microseconds.
+        """
+        import tritonclient.utils.shared_memory as shm
+        from tritonclient.grpc import InferInput, InferRequestedOutput
+        from tritonclient.grpc._utils import _get_inference_request
+
+        out = {}
+        for batch in (1, 8):
+            arr = np.random.default_rng(3).integers(0, 256, (batch, 3, 224, 224), dtype=np.uint8)
+            key = f"/bench_prep_{os.getpid()}_{batch}"
+            handle = shm.create_shared_memory_region(f"prep{batch}", key, arr.nbytes)
+            times = {"grpc": [], "shm": []}
+            try:
+                for _ in range(reps):
+                    for mode in ("grpc", "shm"):
+                        t0 = time.perf_counter()
+                        inp = InferInput(IMAGE_IN, list(arr.shape), "UINT8")
+                        if mode == "shm":
+                            shm.set_shared_memory_region(handle, [arr])
+                            inp.set_shared_memory(f"prep{batch}", arr.nbytes)
+                        else:
+                            inp.set_data_from_numpy(arr)
+                        req = _get_inference_request(self.image_model, [inp], "", "", [InferRequestedOutput(IMAGE_OUT)],
+                                                     0, False, False, 0, None, None)
+                        req.SerializeToString()
+                        times[mode].append(time.perf_counter() - t0)
+            finally:
+                shm.destroy_shared_memory_region(handle)
+            out[f"batch{batch}"] = {m: round(statistics.median(v) * 1e6, 1) for m, v in times.items()}
+        return out
 
     # --- run -----------------------------------------------------------------------------------------
     async def run_async(self, progress, task) -> None:  # noqa: ANN001
@@ -538,12 +679,17 @@ class Bench:
         self._aio = aio.InferenceServerClient(self.grpc_url)
         await self.triton_direct(progress, task)
         await self.http_points(progress, task)
-        await self.buckets(progress, task)
+        if not self.args.only_ab:
+            await self.buckets(progress, task)
+        await self.ab(progress, task)
         await self._aio.close()
 
     def run(self) -> None:
         args = self.args
         n_points = (7 + len(args.triton_levels) * 2 + len(args.http_levels) * 6 + 4 + 2 + 3)
+        if args.only_ab:
+            n_points = 0
+        n_points += args.ab_rounds * 10
         self.ensure_exported()
         self.extra["machine"] = machine_info()
         self.extra["config"] = {m: read_config(self.repo, m) for m in (self.image_model, self.text_model)}
@@ -553,10 +699,12 @@ class Bench:
             task = progress.add_task("starting Triton, gateway and naive server", total=n_points)
             try:
                 self.start_servers()
-                self.inprocess(progress, task)
+                if not args.only_ab:
+                    self.inprocess(progress, task)
                 asyncio.run(self.run_async(progress, task))
-                self.shm(progress, task)
-                self.inprocess(progress, task, label=" repeat")
+                if not args.only_ab:
+                    self.shm(progress, task)
+                    self.inprocess(progress, task, label=" repeat")
             finally:
                 progress.update(task, description="stopping servers")
                 self.stop_servers()
@@ -601,10 +749,38 @@ def analyse(points: list[Point], extra: dict) -> dict:
                 a[f"overhead_{op}_p50_ms"] = g1[0].p50_ms - d["request_ms"]
                 a[f"overhead_{op}_mean_ms"] = g1[0].mean_ms - d["request_ms"]
                 a[f"triton_{op}_request_ms_c1"] = d["request_ms"]
+            gm = g1[0].extra.get("gateway_ms", {})
+            if "request" in gm and "triton" in gm:
+                a[f"gateway_internal_{op}_ms_c1"] = gm["request"] - gm["triton"]
+                for stage in ("decode", "tokenize"):
+                    if stage in gm:
+                        a[f"gateway_{stage}_{op}_ms_c1"] = gm[stage]
         t1 = find(points, "triton", op, 1)
         if t1 and t1[0].triton:
             d = next(iter(t1[0].triton.values()))
             a[f"grpc_client_{op}_p50_ms_c1"] = t1[0].p50_ms - d["request_ms"]
+    rounds = sorted({p.extra["round"] for p in points if "round" in p.extra})
+    per_round = []
+    for r in rounds:
+        rp = [p for p in points if p.extra.get("round") == r]
+
+        def get(system: str, op: str, rp: list = rp) -> float:
+            return next((p.items_per_s for p in rp if p.system.startswith(system) and p.op == op), float("nan"))
+
+        row = {"round": r, "ceiling_image": get("inprocess", "image"), "ceiling_text16": get("inprocess", "text16")}
+        for op in ("image", "text", "compare"):
+            row[f"gateway_{op}"], row[f"naive_{op}"] = get("ab-gateway", op), get("ab-naive", op)
+            row[f"triton_{op}"] = get("ab-triton", op)
+            row[f"gateway/naive_{op}"] = row[f"gateway_{op}"] / row[f"naive_{op}"]
+        row["gateway/ceiling_image"] = row["gateway_image"] / row["ceiling_image"]
+        row["gateway/triton_image"] = row["gateway_image"] / row["triton_image"]
+        row["gateway/ceiling_text16"] = row["gateway_text"] / row["ceiling_text16"]
+        per_round.append({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+    if per_round:
+        a["ab_rounds"] = per_round
+        for k in ("gateway/ceiling_image", "gateway/triton_image", "gateway/naive_image", "gateway/naive_text",
+                  "gateway/naive_compare", "gateway/ceiling_text16"):
+            a[f"ab_median {k}"] = float(np.median([row[k] for row in per_round]))
     b16, b77 = find(points, "triton-bucket", "text16"), find(points, "triton-bucket", "text77")
     if b16 and b77:
         a["bucket_ratio_triton"] = statistics.mean(p.items_per_s for p in b16) / statistics.mean(p.items_per_s for p in b77)
@@ -619,7 +795,7 @@ def fmt_row(p: Point) -> str:
     tri = "; ".join(f"{m.rsplit('-', 1)[-1]} b̄={d['avg_batch']} {d['request_ms']} ms (q {d['queue_ms']})"
                     for m, d in p.triton.items())
     return (f"| {p.system} | {p.op} | {p.concurrency} | {p.requests} | {p.errors} | {p.items_per_s:.2f} | "
-            f"{p.p50_ms:.1f} | {p.p95_ms:.1f} | {p.p99_ms:.1f} | {tri} |")
+            f"{p.p50_ms:.1f} | {p.p95_ms:.1f} | {p.p99_ms:.1f} | {p.extra.get('others_cpu', 0):.0%} | {tri} |")
 
 
 def report(points: list[Point], extra: dict, a: dict) -> str:
@@ -630,8 +806,8 @@ def report(points: list[Point], extra: dict, a: dict) -> str:
              "Triton config: " + "; ".join(f"{k}: max_batch {v['max_batch_size']}, delay {v['queue_delay_us']} µs, "
                                            f"{v['instances']} instance × {v['num_threads']} threads"
                                            for k, v in extra["config"].items()), "",
-             "| system | op | batch / concurrency | requests | errors | items/s | p50 ms | p95 ms | p99 ms | Triton (avg batch, ms/request, queue) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| system | op | batch / concurrency | requests | errors | items/s | p50 ms | p95 ms | p99 ms | CPU used by others | Triton (avg batch, ms/request, queue) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [fmt_row(p) for p in points]
     lines += ["", "Ratios and targets:", ""]
     lines += [f"- {k}: {v:.3f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in a.items()]
@@ -640,7 +816,7 @@ def report(points: list[Point], extra: dict, a: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(points: list[Point], a: dict, path: Path) -> None:
+def plot(points: list[Point], a: dict, path: Path, version: str = "ViT-B-32") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -674,7 +850,8 @@ def plot(points: list[Point], a: dict, path: Path) -> None:
     ax2.set_ylabel("latency p50 ms (band to p95)")
     ax2.set_title("Latency vs concurrency")
     ax1.legend(fontsize=7, ncol=2)
-    fig.suptitle("CLIP ViT-B-32 (random init), 2 vCPU: Triton gRPC direct, gateway HTTP, naive open_clip server")
+    fig.suptitle(f"CLIP {version} (random init), {os.cpu_count()} vCPU: Triton gRPC direct, gateway HTTP, "
+                 "naive open_clip server (one run)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -690,10 +867,30 @@ def main() -> int:
     parser.add_argument("--triton-levels", default="1,4,8,16,32,64")
     parser.add_argument("--http-levels", default="1,4,16,64")
     parser.add_argument("--bucket-concurrency", type=int, default=32)
+    parser.add_argument("--ab-rounds", type=int, default=2,
+                        help="interleaved saturation rounds (in-process / Triton / gateway / naive) at the end")
+    parser.add_argument("--ab-seconds", type=float, default=8.0, help="time box of one A/B point")
+    parser.add_argument("--only-ab", action="store_true", help="skip the sweeps: only the A/B rounds")
     parser.add_argument("--gateway-env", action="append", default=[], help="KEY=VALUE for the gateway (repeatable)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--docs", type=Path, default=None, help="also copy the plot to DIR/benchmarks.png")
+    parser.add_argument("--from-json", type=Path, default=None,
+                        help="only re-render report.md and the plot from a stored results.json (no load)")
     args = parser.parse_args()
+    if args.from_json:
+        data = json.loads(args.from_json.read_text())
+        points = [Point(**p) for p in data["points"]]
+        extra = data["extra"]
+        a = analyse(points, extra)
+        extra["analysis"] = a
+        folder = args.from_json.parent
+        (folder / "report.md").write_text(report(points, extra, a))
+        plot(points, a, folder / "benchmarks.png", args.version)
+        if args.docs:
+            shutil.copyfile(folder / "benchmarks.png", args.docs / "benchmarks.png")
+        console.print(f"re-rendered {folder / 'report.md'} and {folder / 'benchmarks.png'}")
+        return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` blocks stop the servers
     args.triton_levels = [int(x) for x in args.triton_levels.split(",")]
     args.http_levels = [int(x) for x in args.http_levels.split(",")]
     args.gateway_env = dict(kv.split("=", 1) for kv in args.gateway_env)
@@ -711,7 +908,7 @@ def main() -> int:
     (args.out / "results.json").write_text(json.dumps({"points": [asdict(p) for p in bench.points],
                                                        "extra": bench.extra}, indent=1))
     (args.out / "report.md").write_text(report(bench.points, bench.extra, a))
-    plot(bench.points, a, args.out / "benchmarks.png")
+    plot(bench.points, a, args.out / "benchmarks.png", args.version)
     if args.docs:
         args.docs.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.out / "benchmarks.png", args.docs / "benchmarks.png")

@@ -29,7 +29,9 @@ class TritonPythonModel:
         self.input_name = config["input"][0]["name"]
         self.output_name = config["output"][0]["name"]
         path = os.path.join(args["model_repository"], args["model_version"], "model.pt")
-        self.module = torch.jit.load(path, map_location="cpu").eval()
+        # `device` (default cpu): the same Python backend can serve a CUDA torch on a GPU host.
+        self.device = torch.device(params.get("device", "cpu"))
+        self.module = torch.jit.load(path, map_location=self.device).eval()
         if params.get("weights_random") == "true":
             pb_utils.Logger.log_warn(
                 f"{args['model_name']}: RANDOM WEIGHTS (exported with --pretrained none). "
@@ -42,7 +44,7 @@ class TritonPythonModel:
         try:
             with torch.inference_mode():
                 batch = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=0)
-                output = self.module(batch)
+                output = self.module(batch.to(self.device, non_blocking=True)).cpu()
         except Exception as exc:  # noqa: BLE001 - reported per request, the server stays up
             error = pb_utils.TritonError(f"{type(exc).__name__}: {exc}")
             return [pb_utils.InferenceResponse(error=error) for _ in requests]
