@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 from rich.console import Console  # noqa: E402
+from triton_clip.local import free_port, stop_process, wait_http  # noqa: E402
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 
 console = Console()
@@ -214,39 +215,8 @@ class Noise:
 
 
 # ---------------------------------------------------------------------------------------------- processes
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} while waiting for {url}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 - loopback
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not ready after {timeout_s}s")
-
-
 def stop(proc: subprocess.Popen | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc, 15.0)
 
 
 def read_config(repo: Path, model: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from triton_clip.local import stop_process  # noqa: E402
 from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install  # noqa: E402
 
 log = logging.getLogger("run")
@@ -69,12 +70,7 @@ def main() -> int:
         return 0
     finally:
         log.info("stopping gateway and tritonserver")
-        if gateway is not None and gateway.poll() is None:
-            gateway.terminate()
-            try:
-                gateway.wait(10)
-            except subprocess.TimeoutExpired:
-                gateway.kill()
+        stop_process(gateway)
         triton.stop()
 
 

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+
+from tests.servers import serve_in_thread
 from PIL import Image
 
 from tests.conftest import GatewayServer, start_gateway, stop_process
@@ -72,14 +74,7 @@ class _SlowHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def slow_server() -> Iterator[SlowImageServer]:
-    server = SlowImageServer()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from serve_in_thread(SlowImageServer())
 
 
 @pytest.fixture(scope="module")

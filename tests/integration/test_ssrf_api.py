@@ -9,7 +9,6 @@ each refusal is counted in `clip_gateway_url_fetch_failures_total{reason=...}`.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
+
+from tests.servers import serve_in_thread
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -153,14 +154,7 @@ def _policy(**flags: object) -> UrlPolicy:
 
 @pytest.fixture(scope="module")
 def recorder() -> Iterator[Recorder]:
-    server = Recorder()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from serve_in_thread(Recorder())
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +22,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+
+from tests.servers import serve_in_thread
 
 from gateway.errors import ImageLoadError
 from gateway.images.fetch import ImageFetcher, UrlPolicy, default_transport, is_public_address
@@ -122,13 +123,7 @@ class KeepAliveHandler(Handler):
 
 
 def _serve(server: Recorder) -> Iterator[Recorder]:
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from serve_in_thread(server)
 
 
 @pytest.fixture(scope="module")
