@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from triton_clip.export import ExportRequest, export_version, is_exported
+    from triton_clip.export import ExportRequest, export_version, is_exported, refresh_runner
     from triton_clip.towers import ExportError
 
     if args.model_config:
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         overall = bar.add_task("export", total=len(versions))
         for version in versions:
             if not args.force and is_exported(version, args.repository, args.target):
-                bar.console.print(f"[green]✓[/] {version}: already in {args.repository} (use --force to redo)")
+                note = " (runner model.py updated)" if refresh_runner(version, args.repository) else ""
+                bar.console.print(f"[green]✓[/] {version}: already in {args.repository}{note} (use --force to redo)")
                 bar.advance(overall)
                 continue
             task = bar.add_task(version, total=None)

@@ -21,7 +21,7 @@ from typing import Callable
 
 import torch
 
-from triton_clip.repository import Target, TowerSpec, write_model
+from triton_clip.repository import RUNNER, Target, TowerSpec, write_model
 from triton_clip.towers import ExportError, ImageTower, TextTower, to_torchscript
 from triton_clip.versions import RANDOM_WEIGHTS, model_names, open_clip_name
 
@@ -195,6 +195,17 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
     if random_weights:
         log.warning("%s exported with RANDOM weights (--pretrained none): embeddings are meaningless.", request.version)
     return repository / image_name
+
+
+def refresh_runner(version: str, repository: Path) -> bool:
+    """Keep each CPU model's copied `model.py` in step with this checkout's runner (cheap, no re-export)."""
+    changed = False
+    for name in model_names(version):
+        copy_path = repository / name / "1" / "model.py"
+        if copy_path.is_file() and copy_path.read_bytes() != RUNNER.read_bytes():
+            shutil.copyfile(RUNNER, copy_path)
+            changed = True
+    return changed
 
 
 def is_exported(version: str, repository: Path, target: Target) -> bool:
