@@ -71,3 +71,15 @@ def test_version_ids_map_to_open_clip_names() -> None:
     assert model_names("ViT-B-16") == ("clip-ViT-B-16-image", "clip-ViT-B-16-text")
     with pytest.raises(ValueError):
         model_names("../etc")
+
+
+def test_refresh_runner_updates_stale_copies(tmp_path) -> None:
+    from triton_clip.export import refresh_runner
+    from triton_clip.repository import RUNNER
+
+    for name in model_names("ViT-B-32"):
+        (tmp_path / name / "1").mkdir(parents=True)
+        (tmp_path / name / "1" / "model.py").write_text("# an older runner\n")
+    assert refresh_runner("ViT-B-32", tmp_path) is True
+    assert all((tmp_path / n / "1" / "model.py").read_bytes() == RUNNER.read_bytes() for n in model_names("ViT-B-32"))
+    assert refresh_runner("ViT-B-32", tmp_path) is False
