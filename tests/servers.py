@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import BaseServer
 from typing import TypeVar
 
@@ -19,3 +20,21 @@ def serve_in_thread(server: S) -> Iterator[S]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class RecordingServer(ThreadingHTTPServer):
+    """A loopback HTTP server that records every accepted connection (tests assert "never connected")."""
+
+    daemon_threads = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.connections: list[tuple[str, int]] = []
+
+    def get_request(self):  # type: ignore[no-untyped-def]
+        sock, addr = super().get_request()
+        self.connections.append(addr)
+        return sock, addr
+
+    def reset(self) -> None:
+        self.connections.clear()

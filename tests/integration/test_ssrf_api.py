@@ -13,13 +13,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
 
-from tests.servers import serve_in_thread
+from tests.servers import RecordingServer, serve_in_thread
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -35,21 +35,13 @@ IMAGE_ERROR = "Could not load input image. Cause: "
 INVALID_URL = "Provided image URL is invalid."
 
 
-class Recorder(ThreadingHTTPServer):
-    daemon_threads = True
-
+class Recorder(RecordingServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.connections: list[tuple[str, int]] = []
+        super().__init__(_Handler)
         self.paths: list[str] = []
 
-    def get_request(self):  # type: ignore[no-untyped-def]
-        sock, addr = super().get_request()
-        self.connections.append(addr)
-        return sock, addr
-
     def reset(self) -> None:
-        self.connections.clear()
+        super().reset()
         self.paths.clear()
 
 

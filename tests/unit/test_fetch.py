@@ -16,14 +16,14 @@ import ssl
 import subprocess
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from tests.servers import serve_in_thread
+from tests.servers import RecordingServer, serve_in_thread
 
 from gateway.errors import ImageLoadError
 from gateway.images.fetch import ImageFetcher, UrlPolicy, default_transport, is_public_address
@@ -34,24 +34,16 @@ IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 CAP = 1000
 
 
-class Recorder(ThreadingHTTPServer):
+class Recorder(RecordingServer):
     """A test server that records every accepted connection and every request."""
 
-    daemon_threads = True
-
     def __init__(self, handler: type[BaseHTTPRequestHandler] | None = None) -> None:
-        super().__init__(("127.0.0.1", 0), handler or Handler)
-        self.connections: list[tuple[str, int]] = []
+        super().__init__(handler or Handler)
         self.requests: list[tuple[str, str]] = []  # (path, Host header)
         self.sni: list[str | None] = []
 
-    def get_request(self):  # type: ignore[no-untyped-def]
-        sock, addr = super().get_request()
-        self.connections.append(addr)
-        return sock, addr
-
     def reset(self) -> None:
-        self.connections.clear()
+        super().reset()
         self.requests.clear()
         self.sni.clear()
 
