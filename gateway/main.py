@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from gateway import logs
 from gateway.auth import KeyChecker
 from gateway.deps import AppState
-from gateway.errors import TritonUnavailable, install_error_handlers
+from gateway.errors import install_error_handlers
 from gateway.images.fetch import ImageFetcher, UrlPolicy
 from gateway.metrics import Metrics
 from gateway.middleware import GatewayMiddleware
@@ -43,7 +43,7 @@ async def _refresh_forever(service: ClipService, every_s: float) -> None:
     while True:
         try:
             await service.refresh_versions()
-        except (TritonUnavailable, Exception) as exc:  # noqa: BLE001 - keep polling whatever Triton does
+        except Exception as exc:  # noqa: BLE001 - keep polling whatever Triton does
             log.warning("cannot read served versions from Triton (%s); retrying in %.0fs", type(exc).__name__, every_s)
         await asyncio.sleep(every_s)
 

@@ -81,19 +81,17 @@ class GatewayMiddleware:
             if early is not None:
                 await early(scope, receive, send_wrapped)
                 return
-            if limited:
-                self.inflight += 1
-                self.metrics.inflight.inc()
+            if not limited:
+                await self.app(scope, self._capped(receive), send_wrapped)
+                return
+            self.inflight += 1
+            self.metrics.inflight.inc()
             try:
-                if limited:
-                    if await _run_until_disconnect(self.app, scope, self._capped(receive), send_wrapped):
-                        status["code"] = _CLIENT_CLOSED
-                else:
-                    await self.app(scope, self._capped(receive), send_wrapped)
+                if await _run_until_disconnect(self.app, scope, self._capped(receive), send_wrapped):
+                    status["code"] = _CLIENT_CLOSED
             finally:
-                if limited:
-                    self.inflight -= 1
-                    self.metrics.inflight.dec()
+                self.inflight -= 1
+                self.metrics.inflight.dec()
         finally:
             elapsed = time.perf_counter() - start
             self.metrics.requests.labels(route, str(status["code"])).inc()

@@ -93,7 +93,8 @@ def versions_from_configs(configs: list[dict]) -> dict[str, VersionInfo]:
 
 def _translate(exc: InferenceServerException) -> Exception:
     text = exc.message() or str(exc)
-    if "queue size" in text or "timeout" in text.lower() and "queue" in text.lower():
+    lowered = text.lower()
+    if "queue size" in lowered or ("timeout" in lowered and "queue" in lowered):
         return Overloaded("The inference server's queue is full; retry shortly.")
     if exc.status() in _UNAVAILABLE_CODES or exc.status() is None:
         return TritonUnavailable()
