@@ -16,6 +16,7 @@ from gateway import logs
 from gateway.auth import KeyChecker
 from gateway.deps import AppState
 from gateway.errors import install_error_handlers
+from gateway.fastpath import ClipFastPath
 from gateway.images.fetch import ImageFetcher, UrlPolicy
 from gateway.metrics import Metrics
 from gateway.middleware import GatewayMiddleware
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, fetcher: ImageFetcher | None = 
     install_error_handlers(app)
     app.include_router(clip.router)
     app.include_router(ops.router)
+    app.add_middleware(ClipFastPath)  # inside GatewayMiddleware: ids, logs, metrics and limits still apply
     app.add_middleware(GatewayMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes,
                        max_inflight=settings.max_inflight)
     return app
