@@ -232,8 +232,45 @@ def save(results: list[Result], path: Path, meta: dict) -> None:
     path.write_text(json.dumps({"meta": meta, "results": [asdict(r) for r in results]}, indent=2))
 
 
+def decode_floor_ms(size: int = 64, reps: int = 60) -> dict[str, float]:
+    """CPU ms of the exact decode path alone for the benchmark JPEG, in this process (the image floor)."""
+    import statistics
+
+    from gateway.images.decode import Preprocess, decode_base64, image_to_tensor
+
+    value, cfg = base64.b64encode(photo_jpeg()).decode(), Preprocess(size)
+
+    def once() -> float:
+        start = time.process_time()
+        image_to_tensor(decode_base64(value), cfg, max_pixels=10**8)
+        return (time.process_time() - start) * 1000
+
+    once()
+    return {"image_size": size, "decode_preprocess_ms": statistics.median(once() for _ in range(reps))}
+
+
+def load(path: Path) -> list[Result]:
+    return [Result(**r) for r in json.loads(path.read_text())["results"]]
+
+
 def machine() -> dict[str, object]:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), "?")
     return {"cpu": model, "nproc": os.cpu_count(), "python": sys.version.split()[0],
             "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def medians(results: list[Result]) -> str:
+    """Median over rounds per (code, request): the numbers to quote, with the range of others' CPU."""
+    import statistics
+
+    lines = ["| code | request | rounds | core-ms/req (median) | gateway | triton | req/s | others' CPU |",
+             "|---|---|---|---|---|---|---|---|"]
+    for key in dict.fromkeys((r.code, r.scenario) for r in results):
+        rs = [r for r in results if (r.code, r.scenario) == key]
+        med = lambda attr: statistics.median(getattr(r, attr) for r in rs)  # noqa: E731
+        others = [r.others_cpu_share for r in rs]
+        lines.append(f"| {key[0]} | {key[1]} | {len(rs)} | **{med('core_ms_per_request'):.3f}** | "
+                     f"{med('gateway_core_ms'):.3f} | {med('triton_core_ms'):.3f} | {med('rps'):,.0f} | "
+                     f"{min(others):.0%}–{max(others):.0%} |")
+    return "\n".join(lines)

@@ -28,7 +28,12 @@ def main() -> int:
     p.add_argument("--profile", type=Path, help="folder for py-spy collapsed stacks of the first round")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra gateway environment")
     p.add_argument("--out", type=Path, default=Path("results/serving-cost.json"))
+    p.add_argument("--from-json", type=Path, help="print the tables of an earlier run, measure nothing")
     a = p.parse_args()
+    if a.from_json:
+        results = serving_cost.load(a.from_json)
+        print(serving_cost.table(results), serving_cost.medians(results), sep="\n\n")
+        return 0
     roots = dict(c.split("=", 1) for c in a.code) or {"this": "."}
     code_roots = {k: Path(v).resolve() for k, v in roots.items()}
     env = dict(e.split("=", 1) for e in a.env)
@@ -36,12 +41,17 @@ def main() -> int:
         a.profile.mkdir(parents=True, exist_ok=True)
     results = serving_cost.run(code_roots, a.scenario or ["text", "image"], a.seconds, a.connections, a.rounds,
                                a.warmup, a.profile, env)
-    serving_cost.save(results, a.out, {"machine": serving_cost.machine(), "argv": sys.argv, "connections": a.connections})
+    floor = serving_cost.decode_floor_ms()
+    serving_cost.save(results, a.out, {"machine": serving_cost.machine(), "argv": sys.argv, "connections": a.connections,
+                                       "decode_floor": floor})
     print(serving_cost.table(results))
+    print()
+    print(serving_cost.medians(results))
     if a.profile:
         for f in sorted(a.profile.glob("*.txt")):
             (f.with_suffix(".summary")).write_text(profile.render(profile.summarise(f)))
             print(f"profile summary: {f.with_suffix('.summary')}")
+    print(f"exact decode + preprocess of the benchmark JPEG alone (in-process, CPU): {floor['decode_preprocess_ms']:.2f} ms")
     print(f"results: {a.out}")
     return 0
 
