@@ -62,10 +62,11 @@ class CpuWindow:
     def start(self) -> None:
         self.t0, self.busy0, self.tree0 = time.monotonic(), busy_seconds(), tree_seconds(self.roots)
 
-    def stop(self) -> dict[str, float]:
+    def stop(self, also_ours: float = 0.0) -> dict[str, float]:
+        """`also_ours`: CPU seconds of our processes that ended inside the window (e.g. the load generator)."""
         wall, busy, trees = time.monotonic() - self.t0, busy_seconds() - self.busy0, tree_seconds(self.roots)
         used = {name: trees[name] - self.tree0.get(name, 0.0) for name in self.roots}
         ncpu = os.cpu_count() or 1
-        others = max(0.0, busy - sum(used.values()))
+        others = max(0.0, busy - sum(used.values()) - also_ours)
         return {"wall_s": wall, **{f"{k}_cpu_s": v for k, v in used.items()},
                 "others_cpu_share": others / (wall * ncpu), "machine_busy_share": busy / (wall * ncpu)}

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -141,12 +142,13 @@ def measure(service: Service, scenario: str, lua: Path, seconds: float, connecti
             profile: Path | None = None) -> Result:
     """One wrk run; CPU counted over exactly the wrk process's lifetime."""
     window = CpuWindow(service.roots())
+    children0 = _children_cpu_s()
     window.start()
     proc, _ = run_wrk(service.base_url, lua, seconds, connections)
-    window.roots["wrk"] = proc.pid
     spy = _py_spy(service.gateway.pid, profile, seconds) if profile else None
     out, _ = proc.communicate(timeout=seconds + 60)
-    cpu = window.stop()
+    wrk_s = _children_cpu_s() - children0  # wrk is the only child reaped in the window (py-spy after it)
+    cpu = window.stop(also_ours=wrk_s)
     if spy is not None:
         spy.wait(timeout=60)
     done = re.search(r"(\d+) requests in ([\d.]+)(s|m)", out)
@@ -159,9 +161,14 @@ def measure(service: Service, scenario: str, lua: Path, seconds: float, connecti
     per = 1000.0 / max(requests, 1)
     service_s = cpu["gateway_cpu_s"] + cpu["triton_cpu_s"]
     return Result(scenario, code, requests, errors, cpu["wall_s"], requests / cpu["wall_s"], service_s * per,
-                  cpu["gateway_cpu_s"] * per, cpu["triton_cpu_s"] * per, cpu.get("wrk_cpu_s", 0.0) * per,
+                  cpu["gateway_cpu_s"] * per, cpu["triton_cpu_s"] * per, wrk_s * per,
                   cpu["others_cpu_share"], _latency_ms(out, "50"), _latency_ms(out, "99"),
                   {"machine_busy_share": cpu["machine_busy_share"]})
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _py_spy(pid: int, out: Path, seconds: float) -> subprocess.Popen:
