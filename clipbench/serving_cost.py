@@ -24,6 +24,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable, Self
 
 from clipbench.procstat import CpuWindow
 from triton_clip.local import free_port, stop_process, wait_http
@@ -95,7 +96,7 @@ class Service:
         self.triton: TritonProcess | None = None
         self.gateway: subprocess.Popen | None = None
 
-    def __enter__(self) -> Service:
+    def __enter__(self) -> Self:
         repo = self.work / "model_repository"
         py = {**os.environ, "PYTHONPATH": str(self.code_root)}
         subprocess.run([sys.executable, "-c", _EXPORT, str(repo)], cwd=self.code_root, env=py, check=True,
@@ -126,7 +127,7 @@ class Service:
 
 
 def _latency_ms(text: str, pct: str) -> float:
-    m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
     if not m:
         return float("nan")
     return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
@@ -192,7 +193,7 @@ def write_lua(work: Path, scenario: str) -> Path:
 
 
 def run(code_roots: dict[str, Path], scenarios: list[str], seconds: float, connections: int, rounds: int,
-        warmup_s: float, profile_dir: Path | None, env: dict[str, str], progress=print) -> list[Result]:  # noqa: ANN001
+        warmup_s: float, profile_dir: Path | None, env: dict[str, str], progress: Callable[[str], object] = print) -> list[Result]:
     """Each code root gets its own service; rounds alternate between them so drift hits both alike."""
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="serving-cost-") as tmp:
@@ -275,7 +276,10 @@ def medians(results: list[Result]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for key in dict.fromkeys((r.code, r.scenario) for r in results):
         rs = [r for r in results if (r.code, r.scenario) == key]
-        med = lambda attr: statistics.median(getattr(r, attr) for r in rs)  # noqa: E731
+
+        def med(attr: str, rs: list[Result] = rs) -> float:
+            return statistics.median(getattr(r, attr) for r in rs)
+
         others = [r.others_cpu_share for r in rs]
         lines.append(f"| {key[0]} | {key[1]} | {len(rs)} | **{med('core_ms_per_request'):.3f}** | "
                      f"{med('gateway_core_ms'):.3f} | {med('triton_core_ms'):.3f} | {med('rps'):,.0f} | "
