@@ -33,24 +33,33 @@ def _all_stats() -> dict[int, tuple[int, float]]:
     return stats
 
 
+def _descendants(root: int, children: dict[int, list[int]]) -> set[int]:
+    seen, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            todo += children.get(pid, [])
+    return seen
+
+
 def tree_seconds(roots: dict[str, int]) -> dict[str, float]:
     """utime+stime per named root process, each including all its live descendants (e.g. backend stubs)."""
     stats = _all_stats()
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in stats.items():
         children.setdefault(ppid, []).append(pid)
-    out = {}
-    for name, root in roots.items():
-        total, todo, seen = 0.0, [root], set()
-        while todo:
-            pid = todo.pop()
-            if pid in seen or pid not in stats:
-                continue
-            seen.add(pid)
-            total += stats[pid][1]
-            todo += children.get(pid, [])
-        out[name] = total
-    return out
+    return {name: sum(stats[p][1] for p in _descendants(root, children) if p in stats) for name, root in roots.items()}
+
+
+def union_seconds(roots: list[int]) -> float:
+    """utime+stime of the given processes and all their descendants, each process counted once."""
+    stats = _all_stats()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    pids = set().union(*(_descendants(r, children) for r in roots)) if roots else set()
+    return sum(stats[p][1] for p in pids if p in stats)
 
 
 @dataclass

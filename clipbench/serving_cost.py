@@ -56,17 +56,17 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def photo_jpeg(width: int = 640, height: int = 480, seed: int = 0) -> bytes:
+def photo_jpeg(width: int = 640, height: int = 480, seed: int = 0, noise: float = 5.0, quality: int = 86) -> bytes:
     """A photographic JPEG (skimage's astronaut plus sensor-like noise): 72 KB, 96 KB as base64 (the issue's is 97 KB)."""
     import numpy as np
     from PIL import Image
     from skimage import data
 
     base = Image.fromarray(data.astronaut()).resize((width, height), Image.Resampling.BICUBIC)
-    noise = np.random.default_rng(seed).normal(0.0, 5.0, (height, width, 3))
-    pixels = np.clip(np.asarray(base, dtype=np.float32) + noise, 0, 255).astype(np.uint8)
+    grain = np.random.default_rng(seed).normal(0.0, noise, (height, width, 3))
+    pixels = np.clip(np.asarray(base, dtype=np.float32) + grain, 0, 255).astype(np.uint8)
     buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "JPEG", quality=86)
+    Image.fromarray(pixels).save(buf, "JPEG", quality=quality)
     return buf.getvalue()
 
 

@@ -52,6 +52,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 from rich.console import Console  # noqa: E402
 from triton_clip.local import free_port, stop_process, wait_http  # noqa: E402
+from clipbench.procstat import busy_seconds, union_seconds  # noqa: E402
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 
 console = Console()
@@ -172,46 +173,18 @@ def stats_delta(before: dict, after: dict) -> dict[str, dict]:
 
 
 # ---------------------------------------------------------------------------------------------- noise
-def _busy_jiffies() -> int:
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return sum(v) - v[3] - v[4]  # all but idle and iowait
-
-
-def _tree_jiffies(roots: list[int]) -> int:
-    """utime+stime of the given processes and all their descendants (children of ours included)."""
-    stats = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
-            except (OSError, IndexError, ValueError):
-                pass
-    total, todo, seen = 0, list(roots), set()
-    while todo:
-        pid = todo.pop()
-        if pid in seen or pid not in stats:
-            continue
-        seen.add(pid)
-        total += stats[pid][1]
-        todo += [p for p, (ppid, _) in stats.items() if ppid == pid]
-    return total
-
-
 class Noise:
     """Share of the machine's CPUs used by processes that are not ours during a point (other users)."""
 
     def __init__(self, roots: list[int]) -> None:
         self.roots = roots
-        self.t0, self.busy0, self.ours0 = time.monotonic(), _busy_jiffies(), _tree_jiffies(roots)
+        self.t0, self.busy0, self.ours0 = time.monotonic(), busy_seconds(), union_seconds(roots)
 
     def others_share(self) -> float:
-        hz, ncpu = os.sysconf("SC_CLK_TCK"), os.cpu_count() or 1
+        ncpu = os.cpu_count() or 1
         elapsed = max(time.monotonic() - self.t0, 1e-3)
-        others = (_busy_jiffies() - self.busy0) - (_tree_jiffies(self.roots) - self.ours0)
-        return max(0.0, others / hz / elapsed / ncpu)
+        others = (busy_seconds() - self.busy0) - (union_seconds(self.roots) - self.ours0)
+        return max(0.0, others / elapsed / ncpu)
 
 
 # ---------------------------------------------------------------------------------------------- processes

@@ -29,14 +29,9 @@ MAX_PIXELS = 40_000_000
 
 def photographic_jpeg(width: int, height: int, seed: int = 0) -> bytes:
     """skimage's astronaut, upscaled, with sensor-like noise so the DCT has real high frequencies."""
-    from skimage import data
+    from clipbench.serving_cost import photo_jpeg
 
-    base = Image.fromarray(data.astronaut()).resize((width, height), Image.Resampling.BICUBIC)
-    noise = np.random.default_rng(seed).normal(0.0, 6.0, (height, width, 3))
-    pixels = np.clip(np.asarray(base, dtype=np.float32) + noise, 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+    return photo_jpeg(width, height, seed, noise=6.0, quality=90)
 
 
 # CPU time of this process: the machine is shared, and wall time there measures the neighbours' load.

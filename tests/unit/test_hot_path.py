@@ -15,7 +15,7 @@ from tritonclient.grpc import InferInput, InferRequestedOutput
 from tritonclient.grpc._utils import _get_inference_request
 
 from gateway.errors import UnknownVersion
-from gateway.fastpath import ClipFastPath
+from gateway.fastpath import ClipFastPath, _read_body
 from gateway.triton import TritonClient
 
 pytestmark = pytest.mark.timeout(10)
@@ -28,13 +28,7 @@ class Inner:
         self.bodies: list[bytes] = []
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        self.bodies.append(body)
+        self.bodies.append(await _read_body(receive, []))
         await send({"type": "http.response.start", "status": 299, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
