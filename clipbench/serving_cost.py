@@ -152,19 +152,26 @@ def measure(service: Service, scenario: str, lua: Path, seconds: float, connecti
     cpu = window.stop(also_ours=wrk_s)
     if spy is not None:
         spy.wait(timeout=60)
-    done = re.search(r"(\d+) requests in ([\d.]+)(s|m)", out)
-    if proc.returncode != 0 or not done:
+    if proc.returncode != 0:
         raise RuntimeError(f"wrk failed:\n{out}")
-    requests = int(done.group(1))
-    errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
-    errors += sum(int(x) for x in re.findall(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                                             out)[0]) if "Socket errors" in out else 0
+    requests, errors = parse_wrk(out)
     per = 1000.0 / max(requests, 1)
     service_s = cpu["gateway_cpu_s"] + cpu["triton_cpu_s"]
     return Result(scenario, code, requests, errors, cpu["wall_s"], requests / cpu["wall_s"], service_s * per,
                   cpu["gateway_cpu_s"] * per, cpu["triton_cpu_s"] * per, wrk_s * per,
                   cpu["others_cpu_share"], _latency_ms(out, "50"), _latency_ms(out, "99"),
                   {"machine_busy_share": cpu["machine_busy_share"]})
+
+
+def parse_wrk(out: str) -> tuple[int, int]:
+    """(completed requests, failed ones: non-2xx answers plus socket errors) from wrk's summary."""
+    done = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", out)
+    if not done:
+        raise RuntimeError(f"no summary in wrk's output:\n{out}")
+    errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors += sum(int(x) for x in sockets.groups()) if sockets else 0
+    return int(done.group(1)), errors
 
 
 def _children_cpu_s() -> float:
