@@ -24,7 +24,8 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Self
+from collections.abc import Callable
+from typing import Self
 
 from clipbench.procstat import CpuWindow
 from triton_clip.local import free_port, stop_process, wait_http
