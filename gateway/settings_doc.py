@@ -1,15 +1,16 @@
-#!/usr/bin/env python3
-"""Print the gateway's settings as the README's markdown table (kept in sync by tests/unit/test_settings.py)."""
+"""The README's settings table, generated from the settings class (tests/unit/test_settings.py keeps it current).
 
-import sys
-from pathlib import Path
+Regenerate: `clip-settings-table` (or `python -m gateway.settings_doc`) and paste between the README's markers.
+"""
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from __future__ import annotations
 
-from gateway.settings import Settings  # noqa: E402
+from pydantic.fields import FieldInfo
+
+from gateway.settings import Settings
 
 
-def env_names(name: str, field) -> str:  # noqa: ANN001
+def env_names(name: str, field: FieldInfo) -> str:
     alias = field.validation_alias
     names = list(alias.choices) if alias is not None else [f"GATEWAY_{name.upper()}"]
     return " / ".join(f"`{n}`" for n in names)
@@ -25,5 +26,10 @@ def table() -> str:
     return "\n".join(rows)
 
 
-if __name__ == "__main__":
+def main() -> int:
     print(table())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
