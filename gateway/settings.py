@@ -7,7 +7,6 @@ deployments carry over. The README's settings table is generated from this class
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
@@ -106,8 +105,3 @@ class Settings(BaseSettings):
         if self.api_keys_file is not None:
             keys += [line.strip() for line in self.api_keys_file.read_text().splitlines() if line.strip()]
         return [SecretStr(k) for k in keys]
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()
