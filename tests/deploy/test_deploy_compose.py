@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
-yaml = pytest.importorskip("yaml")
 
 pytestmark = pytest.mark.deploy
 

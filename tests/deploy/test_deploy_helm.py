@@ -15,8 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
-yaml = pytest.importorskip("yaml")
 
 pytestmark = pytest.mark.deploy
 

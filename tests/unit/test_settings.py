@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from gateway.settings import Settings
-from gateway.settings_doc import table
+from gateway.docgen import settings_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -15,7 +15,7 @@ def test_readme_settings_table_is_current() -> None:
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"<!-- settings:start -->\n(.*?)\n<!-- settings:end -->", readme, re.S)
     assert block, "README lost its settings table markers"
-    assert block.group(1).strip() == table().strip(), "run `clip-settings-table` and paste into README"
+    assert block.group(1).strip() == settings_table().strip(), "run `clip-docgen settings-table`, paste into README"
 
 
 def test_upstream_variable_names_are_honoured(monkeypatch) -> None:
