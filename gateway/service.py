@@ -183,7 +183,9 @@ class ClipService:
             raise LimitExceeded(
                 f"The maximum number of images that can be embedded at once is {self.settings.max_images_per_request}."
             )
-        tensors = await asyncio.gather(*(self._one_image(img, info, i if listed else None) for i, img in enumerate(images)))
+        tensors = await asyncio.gather(
+            *(self._one_image(img, info, i if listed else None) for i, img in enumerate(images))
+        )
         batch = np.stack(tensors)
         return await self._triton(info.image_model, IMAGE_INPUT, IMAGE_OUTPUT, batch, info.image_max_batch)
 
@@ -253,7 +255,8 @@ class ClipService:
             raise InvalidRequest("At least one prompt is required.")
         if len(prompts) > self.settings.max_prompts_per_compare:
             raise LimitExceeded(
-                f"The maximum number of prompts that can be compared at once is {self.settings.max_prompts_per_compare}."
+                "The maximum number of prompts that can be compared at once is "
+                f"{self.settings.max_prompts_per_compare}."
             )
         self.version(version)  # 404/503 before any decoding
         subject_vec, prompt_vecs = await asyncio.gather(

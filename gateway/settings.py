@@ -71,7 +71,9 @@ class Settings(BaseSettings):
     )
     url_connect_timeout_s: float = Field(3.0, gt=0, description="Connect timeout for URL images.")
     url_total_timeout_s: float = Field(10.0, gt=0, description="Whole-download deadline for URL images.")
-    url_max_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Byte cap of one URL image, enforced while streaming.")
+    url_max_bytes: int = Field(
+        20 * 1024 * 1024, ge=1, description="Byte cap of one URL image, enforced while streaming."
+    )
     url_max_redirects: int = Field(3, ge=0, description="Redirect hops followed (each re-checked).")
 
     # --- work scheduling ---------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The export command (`clip-export` = `python -m triton_clip.cli`) as users run it: clear failures, nothing half-written, real architectures export."""
+"""The export command (`clip-export` = `python -m triton_clip.cli`) as users run it: clear failures, nothing
+half-written, real architectures export."""
 
 from __future__ import annotations
 

@@ -15,7 +15,6 @@ import httpx
 import numpy as np
 import pybase64
 import pytest
-import inference_sdk as sdk
 import cv2
 from skimage import data as skdata
 from PIL import Image

@@ -18,7 +18,14 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from gateway.errors import ImageLoadError, InvalidRequest, LimitExceeded, PayloadTooLarge, TritonUnavailable, UnknownVersion
+from gateway.errors import (
+    ImageLoadError,
+    InvalidRequest,
+    LimitExceeded,
+    PayloadTooLarge,
+    TritonUnavailable,
+    UnknownVersion,
+)
 from gateway.images.decode import Preprocess
 from gateway.images.fetch import ImageFetcher, UrlPolicy
 from gateway.main import create_app, route_set
