@@ -19,16 +19,16 @@ CLASS_PROMPTS = [f"a photo of a {n}" for n in NOUNS]
 ROUTES = {"image": "/clip/embed_image", "text": "/clip/embed_text", "compare": "/clip/compare"}
 
 
-def photographic_jpeg(width: int, height: int, seed: int = 0) -> bytes:
+def photographic_jpeg(width: int, height: int, seed: int = 0, noise_sd: float = 6.0, quality: int = 90) -> bytes:
     """skimage's astronaut, upscaled, with sensor-like noise so the DCT has real high frequencies."""
     from PIL import Image
     from skimage import data
 
     base = Image.fromarray(data.astronaut()).resize((width, height), Image.Resampling.BICUBIC)
-    noise = np.random.default_rng(seed).normal(0.0, 6.0, (height, width, 3))
+    noise = np.random.default_rng(seed).normal(0.0, noise_sd, (height, width, 3))
     pixels = np.clip(np.asarray(base, dtype=np.float32) + noise, 0, 255).astype(np.uint8)
     buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "JPEG", quality=90)
+    Image.fromarray(pixels).save(buf, "JPEG", quality=quality)
     return buf.getvalue()
 
 
