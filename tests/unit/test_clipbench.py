@@ -172,3 +172,25 @@ def test_naive_server_embeds_like_open_clip(open_clip_tiny) -> None:
                                            "prompt": {"d": "a dog", "c": "a cat"}, "prompt_type": "text"})
     assert r.status_code == 200 and set(r.json()["similarity"]) == {"d", "c"}
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_clis_and_rerender_from_json(tmp_path) -> None:
+    """The thin CLIs parse their options; --from-json renders report.md and the plot through the package."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for cmd in (["scripts/bench.py", "--help"], ["scripts/bench_decode.py", "--help"], ["-m", "clipbench.naive", "--help"]):
+        r = subprocess.run([sys.executable, *cmd], cwd=root, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "usage:" in r.stdout, r.stderr
+    points = _run_points()
+    extra = {"machine": {k: "x" for k in ("cpu", "nproc", "mem", "python", "torch", "triton", "kernel")},
+             "config": {}, "utc": "u", "wall_s": 1.0, "command": "c"}
+    save_json(tmp_path / "results.json", points, extra)
+    r = subprocess.run([sys.executable, "scripts/bench.py", "--from-json", str(tmp_path / "results.json")], cwd=root,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    a = analyse(points)
+    assert (tmp_path / "report.md").read_text() == report(points, {**extra, "analysis": a}, a)
+    assert (tmp_path / "benchmarks.png").read_bytes()[:4] == b"\x89PNG"
