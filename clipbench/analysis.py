@@ -89,14 +89,18 @@ def _ab_rounds(points: list[Point], a: dict) -> None:
             a[f"ab_median {k}"] = float(np.median([row[k] for row in per_round]))
 
 
+def _mean_ips(points: list[Point]) -> float:
+    return statistics.mean(p.items_per_s for p in points)
+
+
 def _buckets(points: list[Point], a: dict) -> None:
     b16, b77 = find(points, "triton-bucket", "text16"), find(points, "triton-bucket", "text77")
     if b16 and b77:
-        a["bucket_ratio_triton"] = statistics.mean(p.items_per_s for p in b16) / statistics.mean(p.items_per_s for p in b77)
+        a["bucket_ratio_triton"] = _mean_ips(b16) / _mean_ips(b77)
     i16 = [p for p in _inprocess(points, "text16") if p.concurrency == 32]
     i77 = _inprocess(points, "text77")
     if i16 and i77:
-        a["bucket_ratio_inprocess_b32"] = statistics.mean(p.items_per_s for p in i16) / statistics.mean(p.items_per_s for p in i77)
+        a["bucket_ratio_inprocess_b32"] = _mean_ips(i16) / _mean_ips(i77)
 
 
 def analyse(points: list[Point]) -> dict:

@@ -46,7 +46,8 @@ def summarise(point: Point, latencies: list[float], elapsed: float, items_per_re
     return point
 
 
-async def closed_loop(send: Send, concurrency: int, seconds: float, max_requests: int) -> tuple[list[float], int, float]:
+async def closed_loop(send: Send, concurrency: int, seconds: float,
+                      max_requests: int) -> tuple[list[float], int, float]:
     """`concurrency` workers send back-to-back until the time box or the request cap; in-flight ones finish."""
     latencies: list[float] = []
     errors = 0

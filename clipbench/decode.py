@@ -1,11 +1,14 @@
 """Exact decode + preprocess vs libjpeg draft (DCT-scaled) decode, on a photographic 4000x3000 JPEG.
 
+    .venv/bin/python scripts/bench_decode.py [--size 224] [--reps 9]
+
 Prints median CPU times (ms) and the draft/exact ratio from the same run, how far each draft tensor is from
 the exact one, and a 640x480 reference time. The answer lives in docs/decode-draft.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
@@ -100,3 +103,15 @@ def run(size: int = 224, reps: int = 9) -> None:
     small = photographic_jpeg(640, 480)
     t_small = median_ms(lambda: image_to_tensor(small, cfg, max_pixels=MAX_PIXELS), reps * 5)
     print(f"reference: 640x480 JPEG decode+preprocess: {t_small:.2f} ms")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--reps", type=int, default=9)
+    args = parser.parse_args(argv)
+    run(args.size, args.reps)
+
+
+if __name__ == "__main__":
+    main()

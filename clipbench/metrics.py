@@ -10,7 +10,8 @@ import re
 
 import httpx
 
-_HIST = re.compile(r'^clip_gateway_(request|stage)_seconds_(sum|count)\{(?:route|stage)="([^"]+)"\} ([0-9.e+-]+)$', re.M)
+_HIST = re.compile(r'^clip_gateway_(request|stage)_seconds_(sum|count)\{(?:route|stage)="([^"]+)"\} ([0-9.e+-]+)$',
+                   re.M)
 _CACHE = ("clip_gateway_text_cache_hits_total", "clip_gateway_text_cache_misses_total")
 
 
@@ -21,7 +22,8 @@ async def _metrics(base_url: str) -> str:
 
 async def gateway_histograms(base_url: str) -> dict[str, float]:
     """Sums and counts of the gateway's own request and stage histograms (seconds)."""
-    return {f"{m.group(1)}:{m.group(3)}:{m.group(2)}": float(m.group(4)) for m in _HIST.finditer(await _metrics(base_url))}
+    text = await _metrics(base_url)
+    return {f"{m.group(1)}:{m.group(3)}:{m.group(2)}": float(m.group(4)) for m in _HIST.finditer(text)}
 
 
 async def gateway_cache(base_url: str) -> dict[str, float]:

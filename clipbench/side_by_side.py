@@ -140,10 +140,41 @@ def rerender(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(args: argparse.Namespace) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    levels = lambda s: [int(x) for x in s.split(",")]  # noqa: E731
+    p.add_argument("--version", default="ViT-B-32", help="CLIP version id (exported as random init if missing)")
+    p.add_argument("--repository", type=Path, default=ROOT / "results/bench/model_repository")
+    p.add_argument("--model-config", type=Path, action="append", default=[],
+                   help="extra open_clip model config JSON, e.g. tests/fixtures/clip-tiny.json (repeatable)")
+    p.add_argument("--seconds", type=float, default=12.0, help="time box of one load point")
+    p.add_argument("--inproc-seconds", type=float, default=6.0, help="time box of one in-process point")
+    p.add_argument("--max-requests", type=int, default=5000, help="request cap of one load point")
+    p.add_argument("--threads", type=int, default=2, help="torch threads of the in-process measurement")
+    p.add_argument("--triton-levels", default="1,4,8,16,32,64", type=levels)
+    p.add_argument("--http-levels", default="1,4,16,64", type=levels)
+    p.add_argument("--bucket-concurrency", type=int, default=32)
+    p.add_argument("--ab-rounds", type=int, default=2,
+                   help="interleaved saturation rounds (in-process / Triton / gateway / naive) at the end")
+    p.add_argument("--ab-seconds", type=float, default=8.0, help="time box of one A/B point")
+    p.add_argument("--only-ab", action="store_true", help="skip the sweeps: only the A/B rounds")
+    p.add_argument("--gateway-env", action="append", default=[], help="KEY=VALUE for the gateway (repeatable)")
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--docs", type=Path, default=None, help="also copy the plot to DIR/benchmarks.png")
+    p.add_argument("--from-json", type=Path, default=None,
+                   help="only re-render report.md and the plot from a stored results.json (no load)")
+    args = p.parse_args(argv)
+    args.gateway_env = dict(kv.split("=", 1) for kv in args.gateway_env)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return rerender(args) if args.from_json else bench(args)
+
+
+def bench(args: argparse.Namespace) -> int:
     """Run, then write results.json once (also when the run failed: the points so far, without analysis)."""
-    if args.from_json:
-        return rerender(args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` blocks stop the servers
     args.out = args.out or ROOT / "results" / f"bench-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
     args.out.mkdir(parents=True, exist_ok=True)

@@ -145,7 +145,8 @@ def test_report_format_and_json_round_trip(tmp_path) -> None:
     assert lines[0] == "Run: 2026-01-01 00:00 UTC, wall 1.0 s. Command: `bench`"
     assert "clip-x-image: max_batch 32, delay 2000 µs, 1 instance × 2 threads" in lines[4]
     assert lines[6:8] == HEADER and lines[8:8 + len(points)] == [fmt_row(p) for p in points]
-    assert fmt_row(points[5]) == "| gateway | image | 1 | 10 | 0 | 40.00 | 10.0 | 0.0 | 0.0 | 0% | image b̄=1.0 4.0 ms (q 0.5) |"
+    assert fmt_row(points[5]) == ("| gateway | image | 1 | 10 | 0 | 40.00 | 10.0 | 0.0 | 0.0 | 0% "
+                                  "| image b̄=1.0 4.0 ms (q 0.5) |")
     assert "- gateway_vs_naive_image: 4.000" in lines and "- image_ceiling_batch: 32" in lines
 
 
@@ -181,7 +182,8 @@ def test_clis_and_rerender_from_json(tmp_path) -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    for cmd in (["scripts/bench.py", "--help"], ["scripts/bench_decode.py", "--help"], ["-m", "clipbench.naive", "--help"]):
+    clis = (["scripts/bench.py"], ["scripts/bench_decode.py"], ["-m", "clipbench.naive"])
+    for cmd in (c + ["--help"] for c in clis):
         r = subprocess.run([sys.executable, *cmd], cwd=root, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and "usage:" in r.stdout, r.stderr
     points = _run_points()
