@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, MutableMapping
 
@@ -36,6 +36,7 @@ log = logging.getLogger("gateway.access")
 _CLIENT_CLOSED = 499
 # Echoed in a header and written to logs: only a conservative token, else a fresh id.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+_WANTED_HEADERS = {b"x-request-id", b"content-length"}
 
 
 @dataclass(frozen=True)
@@ -64,15 +65,34 @@ class GatewayMiddleware:
         self.max_body = max_body_bytes
         self.max_inflight = max_inflight
         self.inflight = 0
+        self._ids = random.Random()  # request ids need uniqueness, not secrecy: no urandom syscall per request
+        # Labelled metric children, looked up once: `labels()` takes a lock and builds a key per call.
+        self._counters: dict[tuple[str, int], Any] = {}
+        self._histograms: dict[str, Any] = {}
+
+    def _new_id(self) -> str:
+        return f"{self._ids.getrandbits(128):032x}"
+
+    def _count(self, route: str, code: int, elapsed: float) -> None:
+        counter = self._counters.get((route, code))
+        if counter is None:
+            counter = self._counters[(route, code)] = self.metrics.requests.labels(route, str(code))
+        counter.inc()
+        if route != "other":
+            histogram = self._histograms.get(route)
+            if histogram is None:
+                histogram = self._histograms[route] = self.metrics.latency.labels(route)
+            histogram.observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+                   if k.lower() in _WANTED_HEADERS}  # only the two read here: no dict of every header
         given_id = headers.get("x-request-id", "")
-        request_id = given_id if _REQUEST_ID.fullmatch(given_id) else uuid.uuid4().hex
+        request_id = given_id if _REQUEST_ID.fullmatch(given_id) else self._new_id()
         scope.setdefault("state", {})["request_id"] = request_id
         token = logs.request_id.set(request_id)
         path = scope.get("path", "")
@@ -106,9 +126,7 @@ class GatewayMiddleware:
                 self.metrics.inflight.dec()
         finally:
             elapsed = time.perf_counter() - start
-            self.metrics.requests.labels(route, str(status["code"])).inc()
-            if route != "other":
-                self.metrics.latency.labels(route).observe(elapsed)
+            self._count(route, status["code"], elapsed)
             log.info("request", extra={"method": scope.get("method"), "path": path, "status": status["code"],
                                        "duration_ms": round(elapsed * 1000, 2)})
             logs.request_id.reset(token)
