@@ -52,16 +52,6 @@ def tree_seconds(roots: dict[str, int]) -> dict[str, float]:
     return {name: sum(stats[p][1] for p in _descendants(root, children) if p in stats) for name, root in roots.items()}
 
 
-def union_seconds(roots: list[int]) -> float:
-    """utime+stime of the given processes and all their descendants, each process counted once."""
-    stats = _all_stats()
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in stats.items():
-        children.setdefault(ppid, []).append(pid)
-    pids = set().union(*(_descendants(r, children) for r in roots)) if roots else set()
-    return sum(stats[p][1] for p in pids if p in stats)
-
-
 @dataclass
 class CpuWindow:
     """CPU used between start() and stop(): per named process tree, and by everything else."""

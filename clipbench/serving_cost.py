@@ -13,7 +13,6 @@ the "before" and "after" are measured by the same harness.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import re
@@ -23,10 +22,11 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Self
 
+from clipbench.payloads import photographic_jpeg
 from clipbench.procstat import CpuWindow
 from triton_clip.local import free_port, stop_process, wait_http
 from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install
@@ -34,7 +34,8 @@ from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, insta
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "clip-tiny"
 _EXPORT = (
-    "import sys, open_clip; from pathlib import Path; open_clip.add_model_config(Path('tests/fixtures/clip-tiny.json'));"
+    "import sys, open_clip; from pathlib import Path;"
+    "open_clip.add_model_config(Path('tests/fixtures/clip-tiny.json'));"
     "from triton_clip.export import ExportRequest, export_version;"
     "export_version(ExportRequest('clip-tiny', 'none', 'cpu', cpu_threads=1), Path(sys.argv[1]))"
 )
@@ -57,18 +58,9 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def photo_jpeg(width: int = 640, height: int = 480, seed: int = 0, noise: float = 5.0, quality: int = 86) -> bytes:
-    """A photographic JPEG (skimage's astronaut plus sensor-like noise): 72 KB, 96 KB as base64 (the issue's is 97 KB)."""
-    import numpy as np
-    from PIL import Image
-    from skimage import data
-
-    base = Image.fromarray(data.astronaut()).resize((width, height), Image.Resampling.BICUBIC)
-    grain = np.random.default_rng(seed).normal(0.0, noise, (height, width, 3))
-    pixels = np.clip(np.asarray(base, dtype=np.float32) + grain, 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
+def photo_jpeg(width: int = 640, height: int = 480, seed: int = 0) -> bytes:
+    """The benchmarks' photographic JPEG at 5.0 noise / quality 86: 72 KB, 96 KB as base64 (the issue's is 97 KB)."""
+    return photographic_jpeg(width, height, seed, noise_sd=5.0, quality=86)
 
 
 @dataclass
@@ -201,7 +193,8 @@ def write_lua(work: Path, scenario: str) -> Path:
 
 
 def run(code_roots: dict[str, Path], scenarios: list[str], seconds: float, connections: int, rounds: int,
-        warmup_s: float, profile_dir: Path | None, env: dict[str, str], progress: Callable[[str], object] = print) -> list[Result]:
+        warmup_s: float, profile_dir: Path | None, env: dict[str, str],
+        progress: Callable[[str], object] = print) -> list[Result]:
     """Each code root gets its own service; rounds alternate between them so drift hits both alike."""
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="serving-cost-") as tmp:

@@ -5,7 +5,7 @@ and can refuse an oversized or excess request before the body is even read.
 
 Client disconnects: uvicorn never cancels an app on its own; it only answers `http.disconnect`
 to the next `receive()`, which a plain (non-streaming) route never calls once it has the body.
-So for the /clip/ routes the app runs as a child task, and once the body is read a watcher
+So for the inference routes (`RouteSet.limited`) the app runs as a child task, and once the body is read a watcher
 waits on `receive()`: a disconnect before the response starts cancels the child, which cancels
 its awaits (the Triton gRPC call is cancelled, queued decode work is dropped) and frees its
 in-flight slot. Logged and counted as status 499 (nginx's "client closed request").
@@ -18,6 +18,7 @@ import logging
 import random
 import re
 import time
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, MutableMapping
 
 from gateway import logs
@@ -32,13 +33,22 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("gateway.access")
-_LIMITED_PREFIX = "/clip/"
 _CLIENT_CLOSED = 499
 # Echoed in a header and written to logs: only a conservative token, else a fresh id.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 _WANTED_HEADERS = {b"x-request-id", b"content-length"}
-_KNOWN_ROUTES = {"/clip/embed_image", "/clip/embed_text", "/clip/compare", "/healthz", "/readiness", "/info",
-                 "/metrics", "/docs", "/openapi.json"}
+
+
+@dataclass(frozen=True)
+class RouteSet:
+    """The app's paths, read from its routers by create_app (declared once, there).
+
+    `known` are metric labels (any other path is "other": bounded label values); `limited` are the
+    inference routes: in-flight limit and cancellation on client disconnect.
+    """
+
+    known: frozenset[str]
+    limited: frozenset[str]
 
 
 def _body_too_large(limit: int) -> StarletteHTTPException:
@@ -47,8 +57,10 @@ def _body_too_large(limit: int) -> StarletteHTTPException:
 
 
 class GatewayMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, max_inflight: int) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, max_inflight: int,
+                 routes: RouteSet) -> None:
         self.app = app
+        self.routes = routes
         self.metrics = metrics
         self.max_body = max_body_bytes
         self.max_inflight = max_inflight
@@ -84,7 +96,7 @@ class GatewayMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         token = logs.request_id.set(request_id)
         path = scope.get("path", "")
-        route = path if path in _KNOWN_ROUTES else "other"
+        route = path if path in self.routes.known else "other"
         status = {"code": 500}
 
         async def send_wrapped(message: Message) -> None:
@@ -95,7 +107,7 @@ class GatewayMiddleware:
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 
-        limited = path.startswith(_LIMITED_PREFIX)
+        limited = path in self.routes.limited
         try:
             early = self._admit(headers, limited)
             if early is not None:

@@ -200,6 +200,3 @@ class TritonClient:
         chunks = [batch[i : i + max_batch] for i in range(0, len(batch), max_batch)]
         parts = await asyncio.gather(*(self._infer_one(model, input_name, output_name, c) for c in chunks))
         return np.concatenate(parts, axis=0)
-
-    async def statistics(self, model: str) -> dict:
-        return await self._call(self._client.get_inference_statistics(model, as_json=True, client_timeout=self.timeout_s))
