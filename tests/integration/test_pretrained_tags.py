@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from tests.integration.served import cosine, embed, export, serving
+from tests.integration.test_export import config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -98,6 +99,13 @@ def test_openai_tag_is_served_with_quick_gelu(hf_home: Path, tmp_path: Path) -> 
     assert result.returncode == 0, result.stdout + result.stderr
     manifest = json.loads((repo / f"clip-{NAME}-image" / "clip_version.json").read_text())
     assert manifest["provenance"]["activation"] == "quick_gelu" and manifest["provenance"]["weights"] == f"tag:{TAG}"
+    # The real architecture's configs (this replaces a separate random-weights ViT-B-32 export test).
+    image, text = config(repo, f"clip-{NAME}-image"), config(repo, f"clip-{NAME}-text")
+    assert list(image.input[0].dims) == [3, 224, 224] and list(image.output[0].dims) == [512]
+    assert list(text.input[0].dims) == [-1] and list(text.output[0].dims) == [512]
+    assert text.parameters["context_length"].string_value == "77"
+    assert image.parameters["activation"].string_value == "quick_gelu"
+    assert (repo / f"clip-{NAME}-text" / "bpe_simple_vocab_16e6.txt.gz").is_file()
 
     checkpoint = str(hf_home / "hub" / f"models--{HF_REPO.replace('/', '--')}" / "snapshots" / REVISION / HF_FILE)
     quick = open_clip.create_model(f"{NAME}-quickgelu", pretrained=checkpoint).eval()
