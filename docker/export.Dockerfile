@@ -30,6 +30,8 @@ RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu 
  && grep -v -E '^(torch|torchvision)==' requirements/export.txt > /tmp/export-rest.txt \
  && pip install --no-cache-dir -r /tmp/export-rest.txt
 COPY triton_clip/ triton_clip/
+# The export <-> gateway contract (names, parameter keys, buckets): standard library only.
+COPY gateway/__init__.py gateway/contract.py gateway/
 COPY scripts/ scripts/
 
 # /models and /cache are meant to be volumes; an empty named volume takes this ownership on first mount.

@@ -23,6 +23,8 @@ COPY requirements/export.txt requirements/export.txt
 RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.14.1 torchvision==0.29.1 \
  && pip install --no-cache-dir -r requirements/export.txt
 COPY triton_clip/ triton_clip/
+# The export <-> gateway contract (names, parameter keys, buckets): standard library only.
+COPY gateway/__init__.py gateway/contract.py gateway/
 COPY scripts/ scripts/
 
 USER 1000:1000
