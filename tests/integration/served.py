@@ -18,7 +18,8 @@ from tests.conftest import ROOT, GatewayServer, TritonEndpoints, free_port, star
 def export(repo: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """scripts/export.py as a user runs it (a subprocess, its own environment)."""
     cmd = [sys.executable, str(ROOT / "scripts" / "export.py"), "--repository", str(repo), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+                          check=False)
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,13 +10,10 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from tests.integration.served import export
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY_CONFIG = ROOT / "tests" / "fixtures" / "clip-tiny.json"
-
-
-def export(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(ROOT / "scripts" / "export.py"), "--repository", str(repo), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
 
 
 def config(repo: Path, name: str) -> model_config_pb2.ModelConfig:

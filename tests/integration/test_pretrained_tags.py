@@ -140,11 +140,11 @@ def test_quick_gelu_flag_cannot_contradict_a_tag(hf_home: Path, tmp_path: Path) 
 
 def test_open_clip_mismatch_warning_is_an_export_error(hf_home: Path, monkeypatch) -> None:
     """Were the activation resolved wrongly, open_clip's QuickGELU warning stops the export."""
+    from huggingface_hub import constants
+
     from triton_clip import provenance
     from triton_clip.export import ExportRequest, load_model
     from triton_clip.towers import ExportError
-
-    from huggingface_hub import constants
 
     # huggingface_hub read HF_HOME when first imported (earlier in this session): point its constants here.
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))
