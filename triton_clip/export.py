@@ -265,3 +265,9 @@ def refresh_runner(version: str, repository: Path) -> bool:
             shutil.copyfile(RUNNER, copy_path)
             changed = True
     return changed
+
+
+def is_exported(version: str, repository: Path, target: Target) -> bool:
+    """Both towers are there, from this exporter, for `target` (benchmarks reuse them whatever their weights)."""
+    record = provenance.recorded(version, repository)
+    return record is not None and record.get("target") == target
