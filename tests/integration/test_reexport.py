@@ -90,7 +90,8 @@ def test_dropped_version_is_removed_and_404(tmp_path: Path, configs: list[str]) 
     (repo / "someone-elses-model").mkdir()  # not ours: must survive
     out = _ok(export(repo, "--versions", OTHER, *configs, "--pretrained", "none", "--cpu-threads", "1"))
     assert f"{TINY}: removed" in out and "up to date" in out
-    assert not any(repo.glob(f"clip-{TINY}-*")) and (repo / f"clip-{OTHER}-image").is_dir()
+    assert not (repo / f"clip-{TINY}-image").exists() and not (repo / f"clip-{TINY}-text").exists()
+    assert (repo / f"clip-{OTHER}-image").is_dir() and (repo / "someone-elses-model").is_dir()
     (repo / "someone-elses-model").rmdir()
     with serving(repo, tmp_path / "logs", OTHER) as (_, gateway):
         response = httpx.post(f"{gateway.base_url}/clip/embed_text",
