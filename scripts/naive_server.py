@@ -34,8 +34,10 @@ def build_app(version: str, pretrained: str, threads: int = 2) -> FastAPI:
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        version, pretrained=None if pretrained == "none" else pretrained
+    tag = {} if pretrained == "none" else open_clip.get_pretrained_cfg(version, pretrained)
+    model, _, preprocess = open_clip.create_model_and_transforms(  # a tag as trained (QuickGELU for openai)
+        version, pretrained=None if pretrained == "none" else pretrained,
+        force_quick_gelu=bool(tag.get("quick_gelu", False)),
     )
     model.eval()
     tokenizer = open_clip.get_tokenizer(version)
