@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from triton_clip.local import stop_process  # noqa: E402
 from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install  # noqa: E402
@@ -31,7 +30,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     versions = env("CLIP_VERSIONS", "ViT-B-16")
     repository = Path(env("MODEL_REPOSITORY", str(ROOT / "model_repository"))).resolve()
-    export = [sys.executable, str(ROOT / "scripts" / "export.py"), "--versions", versions,
+    export = [sys.executable, "-m", "triton_clip.cli", "--versions", versions,
               "--pretrained", env("CLIP_PRETRAINED", "openai"), "--repository", str(repository), "--target", "cpu"]
     log.info("exporting missing versions (%s) into %s", versions, repository)
     if subprocess.run(export, check=False).returncode != 0:

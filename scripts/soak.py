@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench import free_port, stop, wait_http  # noqa: E402 - same helpers as the benchmark
+from clipbench.servers import free_port, stop, wait_http  # noqa: E402 - same helpers as the benchmark
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -91,7 +91,7 @@ def tree(pid: int) -> list[int]:
 
 
 def jpegs() -> list[str]:
-    from bench_decode import photographic_jpeg
+    from clipbench.payloads import photographic_jpeg
 
     sizes = [(640, 480), (640, 480), (1280, 720), (320, 240), (1920, 1080)]
     return [base64.b64encode(photographic_jpeg(w, h, seed)).decode() for seed, (w, h) in enumerate(sizes)]

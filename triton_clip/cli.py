@@ -37,7 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model-config", type=Path, action="append", default=[],
                         help="extra open_clip model config JSON (its file stem becomes a model name)")
     parser.add_argument("--force", action="store_true", help="re-export versions that are up to date")
-    parser.add_argument("--quick-gelu", choices=["auto", "on", "off"], default=os.environ.get("CLIP_QUICK_GELU", "auto"),
+    parser.add_argument("--quick-gelu", choices=["auto", "on", "off"],
+                        default=os.environ.get("CLIP_QUICK_GELU", "auto"),
                         help="activation for a checkpoint file or random weights (a pretrained tag always uses the "
                              "one it was trained with); auto: on for the Roboflow ids (OpenAI architectures), the "
                              "model config's own setting for other names (env CLIP_QUICK_GELU, default %(default)s)")

@@ -15,11 +15,12 @@ import numpy as np
 from tests.conftest import ROOT, GatewayServer, TritonEndpoints, free_port, start_gateway, stop_process
 
 
-def export(repo: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """scripts/export.py as a user runs it (a subprocess, its own environment)."""
-    cmd = [sys.executable, str(ROOT / "scripts" / "export.py"), "--repository", str(repo), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
-                          check=False)
+def export(repo: Path, *args: str, env: dict[str, str] | None = None,
+           timeout: int = 600) -> subprocess.CompletedProcess:
+    """The exporter as a user runs it (a subprocess, its own environment)."""
+    cmd = [sys.executable, "-m", "triton_clip.cli", "--repository", str(repo), *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, check=False)
 
 
 @contextmanager

@@ -28,7 +28,8 @@ def test_newer_torch_is_refused_unless_allowed(torch_version: str) -> None:
 
 def test_older_torch_and_every_tag_form() -> None:
     check_torch("gpu", "2.4.1", "tritonserver:24.10-py3")
-    assert release_of("24.10-py3")[0] == "24.10" and release_of("nvcr.io/nvidia/tritonserver:24.08-py3-min")[0] == "24.08"
+    assert release_of("24.10-py3")[0] == "24.10"
+    assert release_of("nvcr.io/nvidia/tritonserver:24.08-py3-min")[0] == "24.08"
     assert all(r.cuda.startswith("12.") and r.driver.isdigit() for r in TRITON_RELEASES.values())
 
 
