@@ -41,8 +41,10 @@ class NaiveModel:
 
         torch.set_num_threads(threads)
         torch.manual_seed(0)
-        self.model, _, self.preprocess = open_clip.create_model_and_transforms(
-            version, pretrained=None if pretrained == "none" else pretrained)
+        tag = {} if pretrained == "none" else open_clip.get_pretrained_cfg(version, pretrained)
+        self.model, _, self.preprocess = open_clip.create_model_and_transforms(  # a tag as trained (QuickGELU)
+            version, pretrained=None if pretrained == "none" else pretrained,
+            force_quick_gelu=bool(tag.get("quick_gelu", False)))
         self.model.eval()
         self.tokenizer = open_clip.get_tokenizer(version)
 

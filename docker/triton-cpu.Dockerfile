@@ -25,6 +25,8 @@ RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu 
 COPY pyproject.toml ./
 COPY requirements/gateway.txt requirements/gateway.txt
 COPY triton_clip/ triton_clip/
+# The export <-> gateway contract (names, parameter keys, buckets): standard library only.
+COPY gateway/__init__.py gateway/contract.py gateway/
 COPY scripts/ scripts/
 # The project itself (its dependencies are installed above): `clip-export`, and triton_clip importable by scripts/.
 RUN pip install --no-cache-dir --no-deps .

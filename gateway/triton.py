@@ -18,14 +18,13 @@ from tritonclient.grpc import KeepAliveOptions, service_pb2
 from tritonclient.grpc._utils import get_error_grpc
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
+from gateway.contract import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, Param, parse_buckets
 from gateway.errors import Overloaded, TritonUnavailable
 from gateway.images.decode import Preprocess
 
 log = logging.getLogger("gateway.triton")
 
-# Tensor names shared with triton_clip/repository.py (the exporter writes them into config.pbtxt).
-IMAGE_INPUT, IMAGE_OUTPUT = "pixel_values__0", "image_embeds__0"
-TEXT_INPUT, TEXT_OUTPUT = "input_ids__0", "text_embeds__0"
+__all__ = ["IMAGE_INPUT", "IMAGE_OUTPUT", "TEXT_INPUT", "TEXT_OUTPUT", "TritonClient", "VersionInfo"]
 _MAX_MESSAGE = 2**31 - 1  # tritonclient's own default (MAX_GRPC_MESSAGE_SIZE)
 _UNAVAILABLE_CODES = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.NOT_FOUND",
                       "StatusCode.CANCELLED", "StatusCode.UNKNOWN"}
@@ -49,12 +48,13 @@ class VersionInfo:
     weights_random: bool
     precision: str
     tokenizer_sha256: str
+    activation: str = "?"
 
     def public(self) -> dict[str, object]:
         return {
             "clip_version_id": self.version, "open_clip_model": self.open_clip_model,
             "pretrained": self.pretrained, "weights_random": self.weights_random, "precision": self.precision,
-            "embedding_dim": self.embed_dim, "image_size": self.preprocess.size,
+            "activation": self.activation, "embedding_dim": self.embed_dim, "image_size": self.preprocess.size,
             "context_length": self.context_length, "models": [self.image_model, self.text_model],
         }
 
@@ -68,8 +68,8 @@ def versions_from_configs(configs: list[dict]) -> dict[str, VersionInfo]:
     towers: dict[str, dict[str, dict]] = {}
     for config in configs:
         params = _params(config)
-        if params.get("tower") in ("image", "text") and params.get("clip_version"):
-            towers.setdefault(params["clip_version"], {})[params["tower"]] = config
+        if params.get(Param.TOWER) in ("image", "text") and params.get(Param.CLIP_VERSION):
+            towers.setdefault(params[Param.CLIP_VERSION], {})[params[Param.TOWER]] = config
     found: dict[str, VersionInfo] = {}
     for version, pair in towers.items():
         if set(pair) != {"image", "text"}:
@@ -78,17 +78,18 @@ def versions_from_configs(configs: list[dict]) -> dict[str, VersionInfo]:
         image, text = _params(pair["image"]), _params(pair["text"])
         found[version] = VersionInfo(
             version=version, image_model=pair["image"]["name"], text_model=pair["text"]["name"],
-            embed_dim=int(image["embed_dim"]),
-            preprocess=Preprocess(size=int(image["image_size"]), resize_mode=image.get("resize_mode", "shortest"),
-                                  interpolation=image.get("interpolation", "bicubic"),
-                                  fill_color=int(image.get("fill_color", "0"))),
-            context_length=int(text["context_length"]),
-            text_buckets=tuple(int(b) for b in text.get("text_buckets", text["context_length"]).split(",")),
+            embed_dim=int(image[Param.EMBED_DIM]),
+            preprocess=Preprocess(size=int(image[Param.IMAGE_SIZE]),
+                                  resize_mode=image.get(Param.RESIZE_MODE, "shortest"),
+                                  interpolation=image.get(Param.INTERPOLATION, "bicubic"),
+                                  fill_color=int(image.get(Param.FILL_COLOR, "0"))),
+            context_length=int(text[Param.CONTEXT_LENGTH]),
+            text_buckets=parse_buckets(text.get(Param.TEXT_BUCKETS, text[Param.CONTEXT_LENGTH])),
             image_max_batch=int(pair["image"].get("max_batch_size", 1)) or 1,
             text_max_batch=int(pair["text"].get("max_batch_size", 1)) or 1,
-            open_clip_model=image.get("open_clip_model", version), pretrained=image.get("pretrained", "?"),
-            weights_random=image.get("weights_random") == "true", precision=image.get("precision", "fp32"),
-            tokenizer_sha256=text.get("tokenizer_sha256", ""),
+            open_clip_model=image.get(Param.OPEN_CLIP_MODEL, version), pretrained=image.get(Param.PRETRAINED, "?"),
+            weights_random=image.get(Param.WEIGHTS_RANDOM) == "true", precision=image.get(Param.PRECISION, "fp32"),
+            tokenizer_sha256=text.get(Param.TOKENIZER_SHA256, ""), activation=image.get(Param.ACTIVATION, "?"),
         )
     return found
 

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from triton_clip.compat import DEFAULT_TRITON_IMAGE
 from triton_clip.versions import DEFAULT_PRETRAINED, DEFAULT_VERSION, ROBOFLOW_VERSIONS
 
 DEFAULT_REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
@@ -35,7 +36,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="torch threads per CPU model instance (default: all cores)")
     parser.add_argument("--model-config", type=Path, action="append", default=[],
                         help="extra open_clip model config JSON (its file stem becomes a model name)")
-    parser.add_argument("--force", action="store_true", help="re-export versions that already exist")
+    parser.add_argument("--force", action="store_true", help="re-export versions that are up to date")
+    parser.add_argument("--quick-gelu", choices=["auto", "on", "off"],
+                        default=os.environ.get("CLIP_QUICK_GELU", "auto"),
+                        help="activation for a checkpoint file or random weights (a pretrained tag always uses the "
+                             "one it was trained with); auto: on for the Roboflow ids (OpenAI architectures), the "
+                             "model config's own setting for other names (env CLIP_QUICK_GELU, default %(default)s)")
+    parser.add_argument("--gpu-memory-gb", type=float, default=float(os.environ.get("CLIP_GPU_MEMORY_GB", "16")),
+                        help="gpu target: memory of the GPU Triton runs on, shared by all versions; sizes each "
+                             "model's max batch and instances (env CLIP_GPU_MEMORY_GB, default %(default)s)")
+    parser.add_argument("--triton-image", default=os.environ.get("TRITON_IMAGE", DEFAULT_TRITON_IMAGE),
+                        help="gpu target: the Triton image that will load the towers; its libtorch must not be "
+                             "older than this torch (env TRITON_IMAGE, default %(default)s)")
+    parser.add_argument("--allow-newer-torch", action="store_true",
+                        help="gpu target: export even if this torch is newer than the Triton image's libtorch")
+    parser.add_argument("--keep-unlisted", action="store_true",
+                        help="keep exported versions that are not in --versions (default: remove them)")
     return parser.parse_args(argv)
 
 
@@ -44,7 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from triton_clip.export import ExportRequest, export_version, is_exported, refresh_runner
     from triton_clip.towers import ExportError
 
     if args.model_config:
@@ -54,27 +69,74 @@ def main(argv: list[str] | None = None) -> int:
             open_clip.add_model_config(path)
     pretrained = str(args.checkpoint) if args.checkpoint else args.pretrained
     versions = [v.strip() for v in args.versions.split(",") if v.strip()]
+    try:
+        _check_target(args)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     failures = 0
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=False) as bar:
+        if not args.keep_unlisted:
+            _prune(args.repository, versions, bar.console.print)
         overall = bar.add_task("export", total=len(versions))
         for version in versions:
-            if not args.force and is_exported(version, args.repository, args.target):
-                note = " (runner model.py updated)" if refresh_runner(version, args.repository) else ""
-                bar.console.print(f"[green]✓[/] {version}: already in {args.repository}{note} (use --force to redo)")
-                bar.advance(overall)
-                continue
-            task = bar.add_task(version, total=None)
-            request = ExportRequest(version, pretrained, args.target, args.fp16, args.cpu_threads)
-            try:
-                folder = export_version(request, args.repository, lambda msg: bar.update(task, description=msg))
-            except (ExportError, ValueError) as exc:
-                bar.console.print(f"[red]✗ {version}: {exc}[/]", soft_wrap=True)
-                failures += 1
-            else:
-                bar.console.print(f"[green]✓[/] {version}: exported to {folder.parent} ({args.target})")
-            bar.remove_task(task)
+            request = _request(args, version, pretrained, len(versions))
+            failures += not _export_one(request, args, bar)
             bar.advance(overall)
     return 1 if failures else 0
+
+
+def _check_target(args: argparse.Namespace) -> None:
+    import torch
+
+    from triton_clip.compat import check_torch
+
+    check_torch(args.target, torch.__version__, args.triton_image, args.allow_newer_torch)
+
+
+def _prune(repository: Path, versions: list[str], say) -> None:  # noqa: ANN001 - a print function
+    from triton_clip.provenance import prune
+
+    for version in prune(repository, versions):
+        say(f"[yellow]-[/] {version}: removed from {repository} (not in the versions to serve)")
+
+
+def _request(args: argparse.Namespace, version: str, pretrained: str, n_versions: int):  # noqa: ANN202
+    from triton_clip.export import ExportRequest
+
+    return ExportRequest(version, pretrained, args.target, args.fp16, args.cpu_threads, quick_gelu=args.quick_gelu,
+                         gpu_memory_gb=args.gpu_memory_gb, versions_sharing=n_versions)
+
+
+def _export_one(request, args: argparse.Namespace, bar) -> bool:  # noqa: ANN001
+    """Export one version if what is on disk differs from what is asked (or --force); True unless it failed."""
+    from triton_clip.export import export_version, refresh_runner
+    from triton_clip.provenance import describe, stale_reasons
+    from triton_clip.towers import ExportError
+
+    version, repository = request.version, args.repository
+    try:
+        reasons = stale_reasons(version, repository, describe(request))
+    except (ExportError, ValueError) as exc:
+        bar.console.print(f"[red]✗ {version}: {exc}[/]", soft_wrap=True)
+        return False
+    if not reasons and not args.force:
+        note = " (runner model.py updated)" if refresh_runner(version, repository) else ""
+        bar.console.print(f"[green]✓[/] {version}: up to date in {repository}{note} (use --force to redo)")
+        return True
+    why = "--force" if not reasons else "; ".join(reasons)
+    bar.console.print(f"[cyan]→[/] {version}: exporting ({why})", soft_wrap=True)
+    logging.getLogger("triton_clip.export").info("%s: exporting because %s", version, why)
+    task = bar.add_task(version, total=None)
+    try:
+        folder = export_version(request, repository, lambda msg: bar.update(task, description=msg))
+    except (ExportError, ValueError) as exc:
+        bar.console.print(f"[red]✗ {version}: {exc}[/]", soft_wrap=True)
+        return False
+    finally:
+        bar.remove_task(task)
+    bar.console.print(f"[green]✓[/] {version}: exported to {folder.parent} ({request.target})")
+    return True
 
 
 if __name__ == "__main__":

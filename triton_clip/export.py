@@ -21,12 +21,13 @@ from typing import Callable
 
 import torch
 
+from gateway.contract import EOT_ID, SOT_ID, TEXT_BUCKETS, Param, format_buckets, text_buckets
+from triton_clip import provenance, sizing
 from triton_clip.repository import RUNNER, Target, TowerSpec, write_model
 from triton_clip.towers import ExportError, ImageTower, TextTower, to_torchscript
 from triton_clip.versions import RANDOM_WEIGHTS, model_names, open_clip_name
 
 log = logging.getLogger("triton_clip.export")
-TEXT_BUCKETS = (16, 32, 77)
 FP32_TOLERANCE = 1e-4
 FP16_MIN_COSINE = 0.999
 
@@ -41,6 +42,9 @@ class ExportRequest:
     fp16: bool = False
     cpu_threads: int = max(1, os.cpu_count() or 1)
     seed: int = 0                        # random init is reproducible, so tests can rebuild the reference
+    quick_gelu: str = "auto"             # auto | on | off (a pretrained tag always decides; provenance.py)
+    gpu_memory_gb: float = sizing.DEFAULT_GPU_MEMORY_GB
+    versions_sharing: int = 1            # versions exported for the same GPU share its memory budget
 
 
 def _import_open_clip():  # noqa: ANN202 - keeps `--help` fast and torch warnings quiet
@@ -61,17 +65,25 @@ def load_model(request: ExportRequest):  # noqa: ANN201
             "any name from open_clip.list_models(), or register a config with --model-config."
         )
     source = request.pretrained
+    quick = provenance.resolve_quick_gelu(request.version, source, request.quick_gelu)
     if source == RANDOM_WEIGHTS:
         torch.manual_seed(request.seed)
-        return open_clip.create_model(name, pretrained=None).eval()
-    looks_like_path = os.sep in source or source.endswith((".pt", ".pth", ".bin", ".safetensors"))
+        return _checked(open_clip.create_model(name, pretrained=None, quick_gelu=quick).eval(), quick)
+    looks_like_path = provenance.is_checkpoint_path(source)
     if looks_like_path and not Path(source).is_file():
         raise ExportError(f"checkpoint file {source!r} does not exist.")
     if not looks_like_path and source not in open_clip.list_pretrained_tags_by_model(name):
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
         raise ExportError(f"{name!r} has no pretrained tag {source!r}. Known tags: {tags}.")
+    # A tag is built as trained: force_quick_gelu when its config says so, and open_clip's mismatch
+    # warning is an error here (never again a GELU model silently serving QuickGELU weights).
+    kwargs = {"force_quick_gelu": True} if quick and not looks_like_path else {"quick_gelu": quick}
     try:
-        return open_clip.create_model(name, pretrained=source).eval()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*QuickGELU mismatch.*")
+            model = open_clip.create_model(name, pretrained=source, **kwargs).eval()
+    except UserWarning as exc:
+        raise ExportError(f"{name!r} with tag {source!r}: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - open_clip raises RuntimeError/OSError/HF errors alike
         raise ExportError(
             f"could not load pretrained weights {source!r} for {name!r} (download failed or the file is "
@@ -79,6 +91,28 @@ def load_model(request: ExportRequest):  # noqa: ANN201
             "--checkpoint PATH (or CLIP_PRETRAINED=/path/to/file), or use --pretrained none for random "
             "weights (smoke tests only)."
         ) from exc
+    return _checked(model, quick, provenance.tag_config(request.version, source))
+
+
+def _checked(model, quick: bool, tag: dict | None = None):  # noqa: ANN001, ANN202
+    """The built model really uses the activation (and a tag's preprocessing) it will be recorded with."""
+    from open_clip.transformer import QuickGELU
+
+    has_quick = any(isinstance(m, QuickGELU) for m in model.modules())
+    if has_quick != quick:
+        built = "QuickGELU" if has_quick else "GELU"
+        raise ExportError(f"model built with {built}, but {provenance.activation_name(quick)} was asked.")
+    if tag:
+        pre = _import_open_clip().get_model_preprocess_cfg(model)
+        for key in ("mean", "std", "interpolation", "resize_mode"):
+            want, got = _plain(tag.get(key)), _plain(pre.get(key))
+            if want is not None and got is not None and want != got:
+                raise ExportError(f"preprocessing {key}={got!r} differs from the pretrained tag's {want!r}.")
+    return model
+
+
+def _plain(value):  # noqa: ANN001, ANN202 - lists and tuples compare equal
+    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 def _sha256(path: Path) -> str:
@@ -101,9 +135,9 @@ def _verify(model, image_ts, text_ts, size: int, mean, std, context: int, fp16: 
     gen = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (3, 3, size, size), dtype=torch.uint8, generator=gen)
     ids = torch.randint(1, 49000, (3, context), generator=gen)
-    ids[:, 0] = 49406
+    ids[:, 0] = SOT_ID
     ids[:, 10:] = 0
-    ids[:, 9] = 49407
+    ids[:, 9] = EOT_ID
     normalised = (pixels.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     with torch.inference_mode():
         want_image, want_text = model.encode_image(normalised), model.encode_text(ids)
@@ -142,33 +176,62 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
     progress(f"{request.version}: verifying against eager open_clip")
     _verify(model, image_ts, text_ts, size, pre["mean"], pre["std"], context, request.fp16)
 
-    random_weights = request.pretrained == RANDOM_WEIGHTS
     vocab = Path(open_clip.tokenizer.default_bpe())
-    meta = {
-        "clip_version": request.version,
-        "open_clip_model": open_clip_name(request.version),
-        "pretrained": "none" if random_weights else Path(request.pretrained).name,
-        "weights_random": "true" if random_weights else "false",
-        "seed": str(request.seed) if random_weights else "",
-        "precision": "fp16" if request.fp16 else "fp32",
-        "embed_dim": str(embed_dim),
-    }
-    image_params = {**meta, "tower": "image", "image_size": str(size),
-                    "mean": ",".join(map(str, pre["mean"])), "std": ",".join(map(str, pre["std"])),
-                    "interpolation": str(pre["interpolation"]), "resize_mode": str(pre["resize_mode"]),
-                    "fill_color": str(pre.get("fill_color", 0))}
-    text_params = {**meta, "tower": "text", "context_length": str(context), "tokenizer": "clip-bpe",
-                   "tokenizer_sha256": _sha256(vocab), "sot_id": "49406", "eot_id": "49407",
-                   "text_buckets": ",".join(str(b) for b in TEXT_BUCKETS if b <= context)}
-    if request.target == "cpu":
-        image_params["num_threads"] = text_params["num_threads"] = str(request.cpu_threads)
-    specs = [
-        (TowerSpec(image_name, "image", request.target, [3, size, size], embed_dim, image_params), image_ts),
-        (TowerSpec(text_name, "text", request.target, [-1], embed_dim, text_params,
-                   warmup_dims=[[b] for b in TEXT_BUCKETS if b <= context]), text_ts),
-    ]
-
+    record = provenance.describe(request)
+    image_params, text_params = _parameters(request, pre, size, context, embed_dim, vocab, record)
+    buckets = text_buckets(context)
+    image_spec = TowerSpec(image_name, "image", request.target, [3, size, size], embed_dim, image_params)
+    text_spec = TowerSpec(text_name, "text", request.target, [-1], embed_dim, text_params,
+                          warmup_dims=[[b] for b in buckets])
+    if request.target == "gpu":
+        plan = sizing.size_gpu(sizing.shape_of(model, open_clip_name(request.version)), request.fp16,
+                               request.gpu_memory_gb, request.versions_sharing)
+        image_spec.sized, image_spec.warmup_batches = plan.image, plan.image_warmup
+        text_spec.sized, text_spec.warmup_batches = plan.text, plan.text_warmup
+        progress(f"{request.version}: sized for {request.gpu_memory_gb:g} GB: image batch {plan.image.max_batch_size}, "
+                 f"text batch {plan.text.max_batch_size}, {plan.image.instances} instance(s)")
     progress(f"{request.version}: writing {image_name} and {text_name}")
+    manifest = {"clip_version": request.version, "provenance": record, "image": image_params, "text": text_params}
+    _write(repository, [(image_spec, image_ts), (text_spec, text_ts)], manifest, vocab)
+    if request.pretrained == RANDOM_WEIGHTS:
+        log.warning("%s exported with RANDOM weights (--pretrained none): embeddings are meaningless.", request.version)
+    return repository / image_name
+
+
+def _parameters(request: ExportRequest, pre: dict, size: int, context: int, embed_dim: int, vocab: Path,
+                record: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Model-config parameters of both towers: what the gateway needs (gateway/contract.py) + provenance."""
+    random_weights = request.pretrained == RANDOM_WEIGHTS
+    meta = {
+        Param.CLIP_VERSION: request.version,
+        Param.OPEN_CLIP_MODEL: open_clip_name(request.version),
+        Param.PRETRAINED: "none" if random_weights else Path(request.pretrained).name,
+        Param.WEIGHTS_RANDOM: "true" if random_weights else "false",
+        "seed": str(request.seed) if random_weights else "",
+        Param.PRECISION: record["precision"],
+        Param.ACTIVATION: record[Param.ACTIVATION],
+        Param.EMBED_DIM: str(embed_dim),
+        Param.BUILD_ID: provenance.build_id(record),
+        "weights_source": record["weights"],
+        "torch_version": record["torch_version"],
+        "open_clip_version": record["open_clip_version"],
+        "exporter_version": record["exporter_version"],
+    }
+    image = {**meta, Param.TOWER: "image", Param.IMAGE_SIZE: str(size),
+             Param.MEAN: ",".join(map(str, pre["mean"])), Param.STD: ",".join(map(str, pre["std"])),
+             Param.INTERPOLATION: str(pre["interpolation"]), Param.RESIZE_MODE: str(pre["resize_mode"]),
+             Param.FILL_COLOR: str(pre.get("fill_color", 0))}
+    text = {**meta, Param.TOWER: "text", Param.CONTEXT_LENGTH: str(context), Param.TOKENIZER: "clip-bpe",
+            Param.TOKENIZER_SHA256: _sha256(vocab), Param.SOT_ID: str(SOT_ID), Param.EOT_ID: str(EOT_ID),
+            Param.TEXT_BUCKETS: format_buckets(text_buckets(context))}
+    if request.target == "cpu":
+        image["num_threads"] = text["num_threads"] = str(request.cpu_threads)
+    return image, text
+
+
+def _write(repository: Path, specs: list[tuple[TowerSpec, torch.jit.ScriptModule]], manifest: dict,
+           vocab: Path) -> None:
+    """Stage both model folders next to the repository, then move them in: never one tower without the other."""
     repository.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=repository.parent))
     try:
@@ -177,9 +240,8 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
             module.save(str(scripted))
             write_model(staging / spec.name, spec, scripted)
             scripted.unlink()
-        (staging / image_name / "clip_version.json").write_text(
-            json.dumps({"image": image_params, "text": text_params}, indent=2) + "\n"
-        )
+            (staging / spec.name / provenance.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        text_name = specs[1][0].name
         shutil.copyfile(vocab, staging / text_name / vocab.name)
         for spec, _ in specs:
             final = repository / spec.name
@@ -187,14 +249,11 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
                 shutil.rmtree(final)
             os.replace(staging / spec.name, final)
     except BaseException:
-        for spec, _ in specs:  # never leave one tower without the other
+        for spec, _ in specs:
             shutil.rmtree(repository / spec.name, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if random_weights:
-        log.warning("%s exported with RANDOM weights (--pretrained none): embeddings are meaningless.", request.version)
-    return repository / image_name
 
 
 def refresh_runner(version: str, repository: Path) -> bool:
@@ -209,10 +268,6 @@ def refresh_runner(version: str, repository: Path) -> bool:
 
 
 def is_exported(version: str, repository: Path, target: Target) -> bool:
-    """A version counts as exported when both towers exist for the same target."""
-    marker = 'platform: "pytorch_libtorch"' if target == "gpu" else 'backend: "python"'
-    for name in model_names(version):
-        config = repository / name / "config.pbtxt"
-        if not (config.is_file() and (repository / name / "1" / "model.pt").is_file() and marker in config.read_text()):
-            return False
-    return True
+    """Both towers are there, from this exporter, for `target` (benchmarks reuse them whatever their weights)."""
+    record = provenance.recorded(version, repository)
+    return record is not None and record.get("target") == target

@@ -13,14 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from gateway.contract import TENSORS
+
 Target = Literal["cpu", "gpu"]
 Tower = Literal["image", "text"]
-
-# Tensor names follow the libtorch backend's `<name>__<index>` rule; the CPU target uses the same.
-TENSORS: dict[str, tuple[str, str]] = {
-    "image": ("pixel_values__0", "image_embeds__0"),
-    "text": ("input_ids__0", "text_embeds__0"),
-}
 RUNNER = Path(__file__).with_name("runner.py")
 
 
@@ -52,10 +48,12 @@ class TowerSpec:
     embed_dim: int
     parameters: dict[str, str] = field(default_factory=dict)
     warmup_dims: list[list[int]] = field(default_factory=list)
+    sized: Batching | None = None                 # per-model sizing (triton_clip/sizing.py), else the table
+    warmup_batches: list[int] = field(default_factory=list)
 
     @property
     def batching(self) -> Batching:
-        return BATCHING[(self.target, self.tower)]
+        return self.sized or BATCHING[(self.target, self.tower)]
 
 
 def _dims(values: list[int]) -> str:
@@ -65,8 +63,9 @@ def _dims(values: list[int]) -> str:
 def _warmup(spec: TowerSpec, input_name: str, dtype: str) -> str:
     entries = []
     max_batch = spec.batching.max_batch_size
+    batches = spec.warmup_batches or [1, min(8, max_batch), max_batch]
     for dims in spec.warmup_dims or [spec.input_dims]:
-        for batch in sorted({1, min(8, max_batch), max_batch}):
+        for batch in sorted(set(batches)):
             entries.append(
                 f'  {{ name: "b{batch}_{"x".join(map(str, dims))}" batch_size: {batch}\n'
                 f'    inputs {{ key: "{input_name}" value {{ data_type: {dtype} dims: {_dims(dims)} zero_data: true }} }} }}'
@@ -81,7 +80,9 @@ def config_pbtxt(spec: TowerSpec) -> str:
     if spec.target == "gpu":
         head = 'platform: "pytorch_libtorch"\ndefault_model_filename: "model.pt"\n'
         kind = "KIND_GPU"
-        params = {"INFERENCE_MODE": "true", "ENABLE_JIT_PROFILING": "false", **spec.parameters}
+        # ENABLE_WEIGHT_SHARING: instances on one GPU share one copy of the weights (sizing counts it once).
+        params = {"INFERENCE_MODE": "true", "ENABLE_JIT_PROFILING": "false", "ENABLE_WEIGHT_SHARING": "true",
+                  **spec.parameters}
     else:
         head = 'backend: "python"\n'
         kind = "KIND_CPU"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import re
+from gateway.contract import model_names
+
+__all__ = ["DEFAULT_PRETRAINED", "DEFAULT_VERSION", "RANDOM_WEIGHTS", "ROBOFLOW_VERSIONS", "model_names",
+           "open_clip_name"]
 
 DEFAULT_VERSION = "ViT-B-16"
 DEFAULT_PRETRAINED = "openai"
@@ -21,15 +24,6 @@ ROBOFLOW_VERSIONS: dict[str, str] = {
     "RN50x64": "RN50x64",
 }
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
 
 def open_clip_name(version: str) -> str:
     return ROBOFLOW_VERSIONS.get(version, version)
-
-
-def model_names(version: str) -> tuple[str, str]:
-    """Triton model names of the (image, text) towers of one version."""
-    if not _SAFE_ID.match(version):
-        raise ValueError(f"version id {version!r} must match {_SAFE_ID.pattern} to be a Triton model name")
-    return f"clip-{version}-image", f"clip-{version}-text"

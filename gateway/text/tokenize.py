@@ -19,11 +19,12 @@ import ftfy
 import numpy as np
 import regex
 
+from gateway.contract import PAD_ID, TEXT_BUCKETS
 from gateway.errors import TextTooLong
 
 DEFAULT_VOCAB_PATH = Path(__file__).with_name("bpe_simple_vocab_16e6.txt.gz")
-CONTEXT_LENGTH = 77  # every OpenAI CLIP text tower
-DEFAULT_BUCKETS: tuple[int, ...] = (16, 32, CONTEXT_LENGTH)
+CONTEXT_LENGTH = TEXT_BUCKETS[-1]  # 77: every OpenAI CLIP text tower
+DEFAULT_BUCKETS: tuple[int, ...] = TEXT_BUCKETS
 SOT_TOKEN = "<start_of_text>"
 EOT_TOKEN = "<end_of_text>"
 END_OF_WORD = "</w>"
@@ -31,7 +32,6 @@ END_OF_WORD = "</w>"
 # 256 bytes + 256 end-of-word bytes + 48894 merges + 2 special tokens.
 MERGES_END = 49152 - 256 - 2 + 1
 WORD_CACHE_SIZE = 65_536  # distinct words kept; open_clip's cache is unbounded, ours must not be
-PAD_ID = 0
 TOKEN_DTYPE = np.int64  # what Triton's text tower takes (torch.long in open_clip)
 # Special tokens come first so that a prompt literally containing "<start_of_text>" maps to the
 # special id, exactly like open_clip (the model saw the same quirk).

@@ -58,7 +58,7 @@ VALUE_SETS: dict[str, dict] = {
     "everything": {
         "fullnameOverride": "clip",
         "clip": {"versions": ["ViT-L-14"], "pretrained": "laion2b_s32b_b82k"},
-        "modelRepository": {"pvc": {"existingClaim": "models-rwx"},
+        "modelRepository": {"pvc": {"existingClaim": "models-rwx", "accessModes": ["ReadWriteMany"]},
                             "export": {"ttlSecondsAfterFinished": 3600}},
         "triton": {"autoscaling": {"enabled": True}, "runtimeClassName": "nvidia",
                    "extraArgs": ["--model-control-mode=none"]},

@@ -3,7 +3,6 @@ half-written, real architectures export."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,14 +11,10 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from tests.integration.served import export
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY_CONFIG = ROOT / "tests" / "fixtures" / "clip-tiny.json"
-
-
-def export(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "triton_clip.cli", "--repository", str(repo), *args]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
 
 
 def config(repo: Path, name: str) -> model_config_pb2.ModelConfig:
@@ -78,30 +73,35 @@ def test_failure_while_writing_leaves_no_model_folder(tmp_path: Path, open_clip_
     assert not any(p.name.startswith(".export-") for p in tmp_path.iterdir())
 
 
+def test_gpu_target_refuses_a_torch_newer_than_tritons_libtorch(tmp_path: Path) -> None:
+    # This venv's torch (2.14) is newer than the libtorch 2.5 of the default Triton image (24.10).
+    result = export(tmp_path / "gpu", "--versions", "clip-tiny", "--model-config", str(TINY_CONFIG),
+                    "--pretrained", "none", "--target", "gpu")
+    out = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 2 and "may not load" in out and "--allow-newer-torch" in out
+    assert not (tmp_path / "gpu").exists()
+    unknown = export(tmp_path / "gpu", "--versions", "clip-tiny", "--model-config", str(TINY_CONFIG),
+                     "--pretrained", "none", "--target", "gpu",
+                     "--triton-image", "nvcr.io/nvidia/tritonserver:99.01-py3")
+    assert unknown.returncode == 2 and "not in triton_clip/compat.py" in unknown.stderr
+
+
 def test_gpu_target_fp16_writes_libtorch_configs(tmp_path: Path) -> None:
     repo = tmp_path / "gpu"
     result = export(repo, "--versions", "clip-tiny", "--model-config", str(TINY_CONFIG), "--pretrained", "none",
-                    "--target", "gpu", "--fp16")
+                    "--target", "gpu", "--fp16", "--allow-newer-torch")
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ("clip-clip-tiny-image", "clip-clip-tiny-text"):
         cfg = config(repo, name)
         assert cfg.platform == "pytorch_libtorch"
         assert cfg.parameters["precision"].string_value == "fp16"
+        assert cfg.parameters["torch_version"].string_value.startswith("2.")
+        assert cfg.parameters["ENABLE_WEIGHT_SHARING"].string_value == "true"
         assert (repo / name / "1" / "model.pt").is_file() and not (repo / name / "1" / "model.py").exists()
-    # Export is a cache: a second run skips the version.
-    again = export(repo, "--versions", "clip-tiny", "--model-config", str(TINY_CONFIG), "--target", "gpu")
-    assert again.returncode == 0 and "already in" in again.stdout
-
-
-@pytest.mark.slow
-def test_real_vit_b_32_architecture_exports(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    result = export(repo, "--versions", "ViT-B-32", "--pretrained", "none", "--cpu-threads", "2")
-    assert result.returncode == 0, result.stdout + result.stderr
-    image, text = config(repo, "clip-ViT-B-32-image"), config(repo, "clip-ViT-B-32-text")
-    assert list(image.input[0].dims) == [3, 224, 224] and list(image.output[0].dims) == [512]
-    assert list(text.input[0].dims) == [-1] and list(text.output[0].dims) == [512]
-    assert image.parameters["weights_random"].string_value == "true"
-    assert text.parameters["context_length"].string_value == "77"
-    assert (repo / "clip-ViT-B-32-text" / "bpe_simple_vocab_16e6.txt.gz").is_file()
-    assert (repo / "clip-ViT-B-32-image" / "clip_version.json").is_file()
+    # Sized per model (triton_clip/sizing.py) and warmed up at every power of two up to the maximum.
+    image = config(repo, "clip-clip-tiny-image")
+    assert sorted({w.batch_size for w in image.model_warmup}) == [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    # Export is a cache: the same request again re-exports nothing.
+    again = export(repo, "--versions", "clip-tiny", "--model-config", str(TINY_CONFIG), "--pretrained", "none",
+                   "--target", "gpu", "--fp16", "--allow-newer-torch")
+    assert again.returncode == 0 and "up to date" in again.stdout

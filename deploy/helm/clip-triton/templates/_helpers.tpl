@@ -87,6 +87,10 @@ app.kubernetes.io/component: {{ .component }}
 - {{ join "," .Values.clip.versions | quote }}
 - --pretrained
 - {{ .Values.clip.pretrained | quote }}
+- --triton-image
+- {{ include "clip-triton.triton.image" . | quote }}
+- --gpu-memory-gb
+- {{ .Values.clip.gpuMemoryGB | quote }}
 {{- if .Values.clip.fp16 }}
 - --fp16
 {{- end }}
@@ -98,7 +102,7 @@ app.kubernetes.io/component: {{ .component }}
 {{/* A digest of what is exported: names the export Job and its completion marker, so changing versions
      (or weights) runs a new Job and makes Triton pods wait for it. */}}
 {{- define "clip-triton.exportDigest" -}}
-{{- dict "versions" .Values.clip.versions "pretrained" .Values.clip.pretrained "fp16" .Values.clip.fp16 "extra" .Values.clip.extraExportArgs "image" (include "clip-triton.export.image" .) | toJson | sha256sum | trunc 10 -}}
+{{- dict "versions" .Values.clip.versions "pretrained" .Values.clip.pretrained "fp16" .Values.clip.fp16 "extra" .Values.clip.extraExportArgs "gpuMemoryGB" .Values.clip.gpuMemoryGB "triton" (include "clip-triton.triton.image" .) "image" (include "clip-triton.export.image" .) | toJson | sha256sum | trunc 10 -}}
 {{- end -}}
 
 {{- define "clip-triton.exportMarker" -}}/models/.export-{{ include "clip-triton.exportDigest" . }}.done{{- end -}}
@@ -123,6 +127,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- if and .Values.triton.autoscaling.enabled (gt (int .Values.triton.autoscaling.minReplicas) (int .Values.triton.autoscaling.maxReplicas)) -}}
 {{- fail "triton.autoscaling.minReplicas must not exceed maxReplicas" -}}
+{{- end -}}
+{{- $modes := .Values.modelRepository.pvc.accessModes -}}
+{{- $several := or .Values.triton.autoscaling.enabled (gt (int .Values.triton.replicaCount) 1) -}}
+{{- if and (eq .Values.modelRepository.mode "pvc") $several (or (has "ReadWriteOnce" $modes) (has "ReadWriteOncePod" $modes)) (not (has "ReadWriteMany" $modes)) (not (has "ReadOnlyMany" $modes)) -}}
+{{- fail "modelRepository.pvc.accessModes ReadWriteOnce cannot serve more than one Triton replica (triton.replicaCount > 1 or triton.autoscaling.enabled): pods on other nodes could never mount it. Use ReadWriteMany storage (and say so in accessModes, also for an existingClaim), or modelRepository.mode=initContainer." -}}
 {{- end -}}
 {{- if and .Values.gateway.autoscaling.enabled (gt (int .Values.gateway.autoscaling.minReplicas) (int .Values.gateway.autoscaling.maxReplicas)) -}}
 {{- fail "gateway.autoscaling.minReplicas must not exceed maxReplicas" -}}
