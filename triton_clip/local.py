@@ -102,6 +102,16 @@ def stop_process(proc: subprocess.Popen | None, timeout_s: float = 10.0) -> None
         proc.wait()
 
 
+def stop_all(procs: list[subprocess.Popen], timeout_s: float = 5.0) -> None:
+    """SIGTERM them all at once, then stop each within the one shared deadline (a bounded shutdown)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + timeout_s
+    for proc in procs:
+        stop_process(proc, max(0.0, deadline - time.monotonic()))
+
+
 def exit_cause(code: int | None) -> str:
     if code is None:
         return "still running"

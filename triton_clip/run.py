@@ -66,7 +66,7 @@ def children(opts: TritonOptions, versions: str, log_dir: Path) -> list[Child]:
         return start_gateway(gateway_env, host=host, port=port, ready_timeout_s=None)
 
     def triton_tail(handle: TritonProcess) -> str:
-        return handle.tail(15)
+        return handle.tail(10, errors_only=True)
 
     return [Child("tritonserver", start_triton, opts.ready_url, triton_tail),
             Child("gateway", start_gw, f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/healthz")]

@@ -125,6 +125,7 @@ class TritonProcess:
                 raise RuntimeError(f"{opts.host}:{port} is already in use; pick other Triton ports.")
         self.opts = opts
         self.log_file = log_file
+        self._log_start = log_file.stat().st_size if log_file and log_file.exists() else 0  # this run's lines only
         self.proc = start_group(command(opts, home), env=environment(home), log_file=log_file)
 
     @property
@@ -148,11 +149,16 @@ class TritonProcess:
             self.stop()
             raise TimeoutError(f"tritonserver not ready after {timeout_s:.0f}s{self.tail()}") from None
 
-    def tail(self, lines: int = 30) -> str:
-        if self.log_file and self.log_file.exists():
-            text = self.log_file.read_text(errors="replace").splitlines()[-lines:]
-            return "\n--- tritonserver log (tail) ---\n" + "\n".join(text)
-        return ""
+    def tail(self, lines: int = 30, errors_only: bool = False) -> str:
+        """The end of this run's log; `errors_only`: its error lines (E...) and the final one (the cause)."""
+        if not (self.log_file and self.log_file.exists()):
+            return ""
+        with open(self.log_file, "rb") as f:
+            f.seek(self._log_start)
+            text = f.read().decode(errors="replace").splitlines()
+        if errors_only:
+            text = [line for line in text if line[:1] == "E" and line[1:5].isdigit()] + text[-1:]
+        return "\n--- tritonserver log ---\n" + "\n".join(text[-lines:])
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM (Triton unloads its models), SIGKILL of the whole group after `timeout_s`."""
