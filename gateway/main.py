@@ -17,7 +17,7 @@ from gateway.auth import KeyChecker
 from gateway.deps import AppState
 from gateway.errors import install_error_handlers
 from gateway.images.fetch import ImageFetcher, UrlPolicy
-from gateway.metrics import Metrics, worker_started, worker_stopped
+from gateway.metrics import Metrics, forget_dead_workers, worker_stopped
 from gateway.middleware import GatewayMiddleware
 from gateway.routes import clip, ops
 from gateway.service import ClipService
@@ -42,6 +42,7 @@ async def _refresh_forever(service: ClipService, every_s: float) -> None:
     """Follow Triton: pick up versions loaded later, survive its restarts, never crash the app."""
     while True:
         try:
+            forget_dead_workers()
             await service.triton.follow_replicas()
             await service.refresh_versions()
         except Exception as exc:  # noqa: BLE001 - keep polling whatever Triton does
@@ -61,7 +62,6 @@ def create_app(settings: Settings | None = None, fetcher: ImageFetcher | None = 
         service = ClipService(settings, triton, url_fetcher, ClipTokenizer(), metrics)
         app.state.gateway = AppState(settings, service, KeyChecker([k.get_secret_value() for k in settings.accepted_keys()]),
                                      metrics)
-        worker_started()
         refresher = asyncio.create_task(_refresh_forever(service, settings.model_refresh_s))
         log.info("gateway started: triton=%s default version=%s", settings.triton_url, settings.clip_version_id)
         try:

@@ -53,19 +53,26 @@ def exposition(metrics: Metrics) -> bytes:
     return generate_latest(registry)
 
 
-def worker_started() -> None:
-    """Drop the live gauges (in-flight) of workers that were killed; their counters are kept."""
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")  # killed, not yet reaped
+    except OSError:
+        return True
+
+
+def forget_dead_workers() -> None:
+    """Drop the live gauges (in-flight) of workers that were killed; their counters are kept.
+
+    Called at start and from the refresh loop: a SIGKILLed worker never marks itself dead.
+    """
     folder = multiprocess_dir()
     if folder is None:
         return
     pids = {int(name.rsplit("_", 1)[1].split(".")[0]) for name in os.listdir(folder) if name.startswith("gauge_live")}
     for pid in pids:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if _gone(pid):
             multiprocess.mark_process_dead(pid, folder)
-        except PermissionError:
-            pass
 
 
 def worker_stopped() -> None:
