@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 from rich.console import Console  # noqa: E402
+from triton_clip.launch import start_gateway  # noqa: E402
 from triton_clip.local import free_port, stop_process, wait_http  # noqa: E402
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 
@@ -279,9 +280,7 @@ class Bench:
         self.triton = TritonProcess(opts, log_file=self.out / "tritonserver.log")
         env = dict(os.environ, GATEWAY_TRITON_URL=f"127.0.0.1:{self.ports['grpc']}", CLIP_VERSION_ID=self.version,
                    GATEWAY_MAX_INFLIGHT="512", **self.args.gateway_env)
-        gw = subprocess.Popen([sys.executable, "-m", "uvicorn", "gateway.main:create_app", "--factory", "--host",
-                               "127.0.0.1", "--port", str(self.ports["gateway"]), "--no-access-log"], cwd=ROOT, env=env,
-                              stdout=open(self.out / "gateway.log", "ab"), stderr=subprocess.STDOUT)
+        gw = start_gateway(env, port=self.ports["gateway"], log_file=self.out / "gateway.log", ready_timeout_s=None).proc
         naive = subprocess.Popen([sys.executable, str(ROOT / "scripts/naive_server.py"), "--version", self.version,
                                   "--pretrained", "none", "--port", str(self.ports["naive"])], cwd=ROOT,
                                  stdout=open(self.out / "naive.log", "ab"), stderr=subprocess.STDOUT)
