@@ -123,7 +123,6 @@ def measure(gw: Gateway, triton: TritonProcess, workers: int, seconds: float, co
     others = max(0.0, busy - service_cpu - wrk_cpu - ours_self)
     per_request = (service_cpu + wrk_cpu) / max(requests, 1)
     ceiling = NCPU / per_request
-    free_ceiling = ceiling * max(1.0 - others / elapsed / NCPU, 1e-3)  # what the CPU others left us allows
     top = max(per_proc.items(), key=lambda kv: kv[1])
     return {
         "workers": workers, "connections": connections, "seconds": round(elapsed, 2), "requests": requests,
@@ -135,20 +134,20 @@ def measure(gw: Gateway, triton: TritonProcess, workers: int, seconds: float, co
         "machine_busy_share": round(busy_share, 3), "others_cpu_share": round(others / elapsed / NCPU, 3),
         "busiest_process": top[0], "busiest_process_core_share": round(top[1] / elapsed, 3),
         "ceiling_rps": round(ceiling, 1), "efficiency": round(rps / ceiling, 3),
-        "efficiency_of_cpu_left_by_others": round(rps / free_ceiling, 3),
+        "service_and_wrk_cores": round((service_cpu + wrk_cpu) / elapsed, 2),
         "per_process_core_share": {k: round(v / elapsed, 3) for k, v in sorted(per_proc.items(), key=lambda kv: -kv[1])},
     }
 
 
 def table(points: list[dict], command: str, info: str) -> str:
     rows = ["| gateway workers | req/s | service core-ms/req (gateway + Triton) | wrk core-ms/req | ceiling req/s "
-            "| efficiency (of what others left) | machine busy | others' CPU | busiest process (share of a core) | non-2xx |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "| efficiency | cores used by service + wrk | machine busy | others' CPU | busiest process (share of a core) "
+            "| non-2xx |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in points:
         rows.append(f"| {p['workers']} | {p['rps']:.0f} | {p['service_core_ms_per_request']:.3f} "
                     f"({p['gateway_core_ms_per_request']:.3f} + {p['triton_core_ms_per_request']:.3f}) "
                     f"| {p['wrk_core_ms_per_request']:.3f} | {p['ceiling_rps']:.0f} | {p['efficiency']:.0%} "
-                    f"({p['efficiency_of_cpu_left_by_others']:.0%}) "
+                    f"| {p['service_and_wrk_cores']:.2f} "
                     f"| {p['machine_busy_share']:.0%} | {p['others_cpu_share']:.0%} | {p['busiest_process']} "
                     f"{p['busiest_process_core_share']:.0%} | {p['non_2xx'] + p['socket_errors']} |")
     ratio = points[-1]["rps"] / points[0]["rps"] if len(points) > 1 else 1.0
