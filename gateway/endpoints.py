@@ -47,8 +47,8 @@ def _ip_version(host: str) -> int | None:
         return None
 
 
-def _resolve(host: str, port: str) -> list[str]:
-    infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+def _resolve(host: str, port: str, family: int = 0) -> list[str]:
+    infos = socket.getaddrinfo(host, int(port), family=family, type=socket.SOCK_STREAM)
     return sorted({info[4][0] for info in infos})
 
 
@@ -60,7 +60,7 @@ def grpc_target(url: str) -> str:
     addresses: list[tuple[str, str]] = []
     for endpoint in filter(None, (e.strip() for e in url.split(","))):
         host, port = _split(endpoint)
-        hosts = [host] if _ip_version(host) else _resolve(host, port)
+        hosts = [host] if _ip_version(host) else _resolve(host, port, socket.AF_INET)
         addresses += [(h, port) for h in hosts]
     versions = {_ip_version(h) for h, _ in addresses}
     if versions == {6}:

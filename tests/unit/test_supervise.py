@@ -1,0 +1,61 @@
+"""The supervisor's restart policy on real (tiny) child processes: backoff, give-up, clean stop."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import psutil
+
+from triton_clip.local import free_port, start_group
+from triton_clip.supervise import Child, Policy, Supervisor
+
+
+@dataclass
+class Proc:
+    proc: object
+
+
+def test_backoff_doubles_up_to_its_cap() -> None:
+    policy = Policy(backoff_initial_s=1, backoff_max_s=5)
+    assert [policy.backoff(n) for n in range(1, 6)] == [1, 2, 4, 5, 5]
+
+
+def test_a_child_that_keeps_failing_stops_the_supervisor_with_exit_1(caplog) -> None:
+    starts: list[float] = []
+
+    def start() -> Proc:
+        starts.append(time.monotonic())
+        return Proc(start_group([sys.executable, "-c", "raise SystemExit(3)"]))
+
+    child = Child("crasher", start, f"http://127.0.0.1:{free_port()}/never")
+    supervisor = Supervisor([child], Policy(backoff_initial_s=0.2, backoff_max_s=0.4, max_failures=3, tick_s=0.05))
+    assert supervisor.run() == 1
+    assert len(starts) == 3
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert gaps[0] >= 0.2 and gaps[1] >= 0.4  # 0.2 s, then 0.4 s (capped)
+    assert "exit code 3; restarting in 0.2s" in caplog.text
+    assert "crasher failed 3 times in a row (last: exit code 3); giving up" in caplog.text
+
+
+def test_stop_ends_the_whole_process_group() -> None:
+    child_code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
+    handles: list[Proc] = []
+
+    def start() -> Proc:
+        handles.append(Proc(start_group([sys.executable, "-c", child_code])))
+        return handles[-1]
+
+    supervisor = Supervisor([Child("parent", start, f"http://127.0.0.1:{free_port()}/never")], Policy(tick_s=0.05))
+    supervisor.children[0].step(supervisor.policy, time.monotonic())
+    leader = psutil.Process(handles[0].proc.pid)
+    deadline = time.monotonic() + 10
+    while not leader.children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    grandchild = leader.children()[0]
+    start_stop = time.monotonic()
+    supervisor.stop()
+    assert time.monotonic() - start_stop < supervisor.policy.stop_timeout_s + 1
+    grandchild.wait(5)  # reaped or gone: the group was ended, not just the leader
+    assert not grandchild.is_running()
