@@ -33,9 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from triton_clip.launch import Gateway, start_gateway  # noqa: E402
-from triton_clip.local import free_port  # noqa: E402
-from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install  # noqa: E402
+from triton_clip.launch import Gateway, start_gateway
+from triton_clip.local import free_port
+from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install
 
 HZ = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
@@ -140,9 +140,9 @@ def measure(gw: Gateway, triton: TritonProcess, workers: int, seconds: float, co
 
 
 def table(points: list[dict], command: str, info: str) -> str:
-    rows = ["| gateway workers | req/s | service core-ms/req (gateway + Triton) | wrk core-ms/req | ceiling req/s "
-            "| efficiency | cores used by service + wrk | machine busy | others' CPU | busiest process (share of a core) "
-            "| non-2xx |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [("| gateway workers | req/s | service core-ms/req (gateway + Triton) | wrk core-ms/req | ceiling req/s "
+             "| efficiency | cores used by service + wrk | machine busy | others' CPU | busiest process (share of a core) "
+             "| non-2xx |"), "|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in points:
         rows.append(f"| {p['workers']} | {p['rps']:.0f} | {p['service_core_ms_per_request']:.3f} "
                     f"({p['gateway_core_ms_per_request']:.3f} + {p['triton_core_ms_per_request']:.3f}) "
@@ -179,7 +179,7 @@ def main() -> int:
         return 2
     if not 1 <= args.seconds <= 120:
         parser.error("--seconds must be in [1, 120]")
-    out = ROOT / "results" / f"bench-workers-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
+    out = ROOT / "results" / f"bench-workers-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
     out.mkdir(parents=True)
     script = out / "embed_text.lua"
     script.write_text(LUA)
@@ -202,8 +202,9 @@ def main() -> int:
             print(json.dumps({k: v for k, v in point.items() if k != "per_process_core_share"}), flush=True)
     finally:
         triton.stop(10)
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    info = (f"Run: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {NCPU} cores ({cpu}); tiny CLIP "
+    cpu_lines = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((ln.split(":", 1)[1].strip() for ln in cpu_lines if ln.startswith("model name")), "?")
+    info = (f"Run: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {NCPU} cores ({cpu}); tiny CLIP "
             f"(random weights), wrk -t1 -c{args.connections}, {args.seconds:g} s per point, unique short prompts.")
     command = " ".join([".venv/bin/python", "scripts/bench_workers.py", *sys.argv[1:]])
     text = table(points, command, info)
@@ -212,7 +213,7 @@ def main() -> int:
     if args.docs is not None:
         doc = args.docs.read_text()
         block = f"<!-- bench-workers:start -->\n{text}<!-- bench-workers:end -->"
-        pattern = re.compile(r"<!-- bench-workers:start -->.*?<!-- bench-workers:end -->", re.S)
+        pattern = re.compile(r"<!-- bench-workers:start -->.*?<!-- bench-workers:end -->", re.DOTALL)
         doc = pattern.sub(lambda _m: block, doc) if pattern.search(doc) else doc.rstrip("\n") + "\n\n" + block + "\n"
         args.docs.write_text(doc)
         print(f"bench_workers: wrote {args.docs}")

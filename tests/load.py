@@ -6,6 +6,7 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Self
 
 import httpx
 
@@ -62,7 +63,7 @@ class Load:
                 if status != 200:
                     time.sleep(0.05)  # a client backing off a little, as Retry-After asks
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Self:
         for t in self._threads:
             t.start()
         return self
@@ -82,7 +83,7 @@ class Load:
         return [s for s in self.samples if s.status == 0]
 
 
-def wait_until(check, timeout_s: float, every_s: float = 0.2) -> float:  # noqa: ANN001
+def wait_until(check, timeout_s: float, every_s: float = 0.2) -> float:
     """Poll `check()` until true; the monotonic time it first was (TimeoutError after `timeout_s`)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

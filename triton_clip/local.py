@@ -31,7 +31,7 @@ def port_in_use(host: str, port: int) -> bool:
 
 def http_ok(url: str, timeout_s: float = 1.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as r:  # noqa: S310 - our own loopback server
+        with urllib.request.urlopen(url, timeout=timeout_s) as r:
             return r.status == 200
     except OSError:
         return False

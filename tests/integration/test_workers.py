@@ -30,7 +30,7 @@ ROUTE = "/clip/embed_text"
 def counted(base_url: str, route: str = ROUTE) -> float:
     text = httpx.get(f"{base_url}/metrics", timeout=10).text
     pattern = rf'^clip_gateway_requests_total\{{route="{re.escape(route)}",status="200"\}} (\S+)$'
-    return sum(float(m) for m in re.findall(pattern, text, re.M))
+    return sum(float(m) for m in re.findall(pattern, text, re.MULTILINE))
 
 
 def per_worker(folder: Path) -> dict[int, float]:
@@ -102,7 +102,7 @@ def test_killing_one_worker_loses_only_its_inflight_requests(triton, tmp_path: P
         assert httpx.get(f"{gw.base_url}/readiness").status_code == 200
         text_ok = sum(1 for s in load.samples if s.status == 200 and s.route == ROUTE)
         assert counted(gw.base_url) == text_ok  # the dead worker's counts survive it
-        inflight = re.search(r"^clip_gateway_inflight (\S+)$", httpx.get(f"{gw.base_url}/metrics").text, re.M)
+        inflight = re.search(r"^clip_gateway_inflight (\S+)$", httpx.get(f"{gw.base_url}/metrics").text, re.MULTILINE)
         assert inflight and float(inflight.group(1)) == 0  # the dead worker's in-flight gauge was dropped
     finally:
         stop_process(gw.proc)

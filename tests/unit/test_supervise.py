@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ def test_a_child_that_keeps_failing_stops_the_supervisor_with_exit_1(caplog) -> 
     supervisor = Supervisor([child], Policy(backoff_initial_s=0.2, backoff_max_s=0.4, max_failures=3, tick_s=0.05))
     assert supervisor.run() == 1
     assert len(starts) == 3
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4  # 0.2 s, then 0.4 s (capped)
     assert "exit code 3; restarting in 0.2s" in caplog.text
     assert "crasher failed 3 times in a row (last: exit code 3); giving up" in caplog.text
