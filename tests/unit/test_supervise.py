@@ -60,3 +60,37 @@ def test_stop_ends_the_whole_process_group() -> None:
     assert time.monotonic() - start_stop < supervisor.policy.stop_timeout_s + 1
     grandchild.wait(5)  # reaped or gone: the group was ended, not just the leader
     assert not grandchild.is_running()
+
+
+def test_a_hung_child_is_killed_and_restarted(caplog) -> None:
+    """A ready child that stops answering its health URL (SIGSTOP: hung) for hang_timeout_s is replaced."""
+    import os
+    import signal
+    import threading
+
+    port = free_port()
+    handles: list[Proc] = []
+
+    def start() -> Proc:
+        handles.append(Proc(start_group([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"])))
+        return handles[-1]
+
+    child = Child("server", start, f"http://127.0.0.1:{port}/")
+    supervisor = Supervisor([child], Policy(hang_timeout_s=1.0, backoff_initial_s=0.1, health_timeout_s=0.3,
+                                            tick_s=0.05))
+    runner = threading.Thread(target=supervisor.run, daemon=True)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not child.ready and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert child.ready
+        os.kill(handles[0].proc.pid, signal.SIGSTOP)
+        while not (len(handles) == 2 and child.ready) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(handles) == 2 and child.ready, caplog.text
+        assert handles[0].proc.poll() is not None  # the hung one was killed, not left stopped
+        assert "hung: no health answer" in caplog.text
+    finally:
+        supervisor.stopping.set()
+        runner.join(10)
