@@ -43,3 +43,28 @@ def test_channel_round_robins_and_retries_unavailable_inferences_once() -> None:
     assert method["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
     assert args["grpc.enable_retries"] == 1
     assert config == json.loads(SERVICE_CONFIG)
+
+
+def test_a_name_whose_addresses_change_gets_a_new_channel(monkeypatch) -> None:
+    """Periodic re-resolution: replicas added behind a name get a channel that knows them."""
+    import asyncio
+
+    import gateway.endpoints as endpoints
+    from gateway.triton import TritonClient
+
+    answers = [["10.0.0.1"], ["10.0.0.1"], ["10.0.0.1", "10.0.0.2"], []]
+    monkeypatch.setattr(endpoints, "_resolve", lambda host, port, family=0: answers.pop(0))
+
+    async def scenario() -> None:
+        client = TritonClient("triton:8001", 1.0)  # a gRPC channel connects lazily: nothing is dialled here
+        first = client._client
+        await client.follow_replicas()  # same addresses: same channel
+        assert client._client is first
+        await client.follow_replicas()  # a second replica: new channel, the old one closed on the next call
+        assert client._client is not first and client._retired == [first]
+        assert client.endpoints.addresses == {"10.0.0.1", "10.0.0.2"}
+        await client.follow_replicas()  # a failed lookup keeps what we had
+        assert client._retired == [] and client.endpoints.addresses == {"10.0.0.1", "10.0.0.2"}
+        await client.close()
+
+    asyncio.run(scenario())
