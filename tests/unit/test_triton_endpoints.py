@@ -49,7 +49,7 @@ def test_a_name_whose_addresses_change_gets_a_new_channel(monkeypatch) -> None:
     """Periodic re-resolution: replicas added behind a name get a channel that knows them."""
     import asyncio
 
-    import gateway.endpoints as endpoints
+    from gateway import endpoints
     from gateway.triton import TritonClient
 
     answers = [["10.0.0.1"], ["10.0.0.1"], ["10.0.0.1", "10.0.0.2"], []]
