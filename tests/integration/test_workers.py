@@ -25,6 +25,7 @@ from tests.load import Load, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 ROUTE = "/clip/embed_text"
+N = 120
 
 
 def counted(base_url: str, route: str = ROUTE) -> float:
@@ -71,13 +72,13 @@ def test_two_workers_metrics_are_exact_and_both_serve(triton, tmp_path: Path) ->
         assert len(workers_of(gw.pid)) == 2
         for _ in range(6):
             assert httpx.get(f"{gw.base_url}/readiness", headers={"connection": "close"}).status_code == 200
-        statuses = send(gw.base_url, 240)
-        assert statuses == [200] * 240
-        assert counted(gw.base_url) == 240  # the same answer whichever worker serves /metrics
-        assert counted(gw.base_url) == 240
+        statuses = send(gw.base_url, N)
+        assert statuses == [200] * N
+        assert counted(gw.base_url) == N  # the same answer whichever worker serves /metrics
+        assert counted(gw.base_url) == N
         shares = per_worker(folder)
         print(f"2 workers: requests per worker {shares}")
-        assert len(shares) == 2 and min(shares.values()) > 0 and sum(shares.values()) == 240
+        assert len(shares) == 2 and min(shares.values()) > 0 and sum(shares.values()) == N
     finally:
         stop_process(gw.proc)
     assert not folder.exists() or not any(folder.glob("gauge_live*")), "live gauges left after a clean stop"
