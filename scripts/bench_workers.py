@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Gateway workers benchmark: short-text requests/s with 1 and 2 gateway workers, in one run, with wrk.
 
-    .venv/bin/python scripts/bench_workers.py [--seconds 10] [--connections 32] [--workers 1,2] [--docs docs/benchmarks.md]
+    .venv/bin/python scripts/bench_workers.py [--seconds 10] [--rounds 3] [--connections 32] [--workers 1,2]
+                                              [--docs docs/benchmarks.md]
 
 The tiny test CLIP (tests/fixtures/clip-tiny.json, random weights) makes the model negligible, so what is
 measured is the service itself: gateway workers + tritonserver + its Python-backend stubs. wrk (a C load
@@ -12,6 +13,8 @@ of the service (from /proc/<pid>/stat) and of wrk (its rusage) per request, the 
 not ours ("others' CPU", other users of a shared machine). The ceiling `cores / (service + wrk CPU per
 request)` is what a fully used machine would give; `efficiency` is the measured share of it.
 
+Both gateways run at once (the idle one costs nothing measurable) and are measured in --rounds interleaved rounds,
+order alternating, so a slow drift of other users' load hits both alike; the ratio is the median of the rounds'.
 Bounded: --seconds per point (plus a 2 s warm-up), all servers on 127.0.0.1 free ports, stopped by PID.
 Writes results/bench-workers-<UTC>/results.json and, with --docs, the table into that file between
 `<!-- bench-workers:start -->` and `<!-- bench-workers:end -->`.
@@ -25,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -140,20 +144,39 @@ def measure(gw: Gateway, triton: TritonProcess, workers: int, seconds: float, co
 
 
 def table(points: list[dict], command: str, info: str) -> str:
-    rows = [("| gateway workers | req/s | service core-ms/req (gateway + Triton) | wrk core-ms/req | ceiling req/s "
+    rows = [("| round | gateway workers | req/s | service core-ms/req (gateway + Triton) | wrk core-ms/req | ceiling req/s "
              "| efficiency | cores used by service + wrk | machine busy | others' CPU | busiest process (share of a core) "
-             "| non-2xx |"), "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| non-2xx |"), "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in points:
-        rows.append(f"| {p['workers']} | {p['rps']:.0f} | {p['service_core_ms_per_request']:.3f} "
+        rows.append(f"| {p.get('round', 1)} | {p['workers']} | {p['rps']:.0f} | {p['service_core_ms_per_request']:.3f} "
                     f"({p['gateway_core_ms_per_request']:.3f} + {p['triton_core_ms_per_request']:.3f}) "
                     f"| {p['wrk_core_ms_per_request']:.3f} | {p['ceiling_rps']:.0f} | {p['efficiency']:.0%} "
                     f"| {p['service_and_wrk_cores']:.2f} "
                     f"| {p['machine_busy_share']:.0%} | {p['others_cpu_share']:.0%} | {p['busiest_process']} "
                     f"{p['busiest_process_core_share']:.0%} | {p['non_2xx'] + p['socket_errors']} |")
-    ratio = points[-1]["rps"] / points[0]["rps"] if len(points) > 1 else 1.0
-    head = [f"{info}", "", f"Command: `{command}`", "",
-            f"{points[-1]['workers']} vs {points[0]['workers']} worker(s): **{ratio:.2f}x** requests/s.", ""]
+    head = [f"{info}", "", f"Command: `{command}`", "", *summary(points), ""]
     return "\n".join(head + rows) + "\n"
+
+
+def summary(points: list[dict]) -> list[str]:
+    """Median per worker count, and the per-round ratio of the largest to the smallest count."""
+    counts = sorted({p["workers"] for p in points})
+    lines = []
+    for w in counts:
+        mine = [p for p in points if p["workers"] == w]
+        lines.append(f"- {w} worker(s): median {statistics.median(p['rps'] for p in mine):.0f} req/s, "
+                     f"{statistics.median(p['service_core_ms_per_request'] for p in mine):.3f} service core-ms/req, "
+                     f"machine busy {statistics.median(p['machine_busy_share'] for p in mine):.0%}, "
+                     f"others' CPU {statistics.median(p['others_cpu_share'] for p in mine):.0%}, "
+                     f"busiest process {statistics.median(p['busiest_process_core_share'] for p in mine):.0%} of a core")
+    if len(counts) > 1:
+        lo, hi = counts[0], counts[-1]
+        rounds = sorted({p.get("round", 1) for p in points})
+        ratios = [next(p["rps"] for p in points if p.get("round", 1) == r and p["workers"] == hi)
+                  / next(p["rps"] for p in points if p.get("round", 1) == r and p["workers"] == lo) for r in rounds]
+        lines.append(f"- **{hi} vs {lo} worker(s): {statistics.median(ratios):.2f}x** requests/s (median of the rounds; "
+                     f"per round {', '.join(f'{x:.2f}' for x in ratios)})")
+    return lines
 
 
 def tiny_repository(repo: Path) -> Path:
@@ -172,13 +195,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median and per-round ratios)")
     parser.add_argument("--docs", type=Path, default=None, help="markdown file whose bench-workers section is replaced")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("bench_workers: wrk not found (apt-get install -y wrk)", file=sys.stderr)
         return 2
-    if not 1 <= args.seconds <= 120:
-        parser.error("--seconds must be in [1, 120]")
+    if not 1 <= args.seconds <= 120 or not 1 <= args.rounds <= 10:
+        parser.error("--seconds must be in [1, 120] and --rounds in [1, 10]")
     out = ROOT / "results" / f"bench-workers-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
     out.mkdir(parents=True)
     script = out / "embed_text.lua"
@@ -192,20 +216,26 @@ def main() -> int:
         triton.wait_ready(300)
         env = dict(os.environ, GATEWAY_TRITON_URL=triton.opts.grpc_url, CLIP_VERSION_ID="clip-tiny",
                    GATEWAY_MAX_INFLIGHT="1024", GATEWAY_LOG_LEVEL="WARNING")
-        for workers in (int(w) for w in args.workers.split(",")):
-            gw = start_gateway(env, workers=workers, log_file=out / f"gateway-{workers}.log", ready_timeout_s=120)
-            try:
-                point = measure(gw, triton, workers, args.seconds, args.connections, script)
-            finally:
+        counts = [int(w) for w in args.workers.split(",")]
+        gateways = {w: start_gateway(env, workers=w, log_file=out / f"gateway-{w}.log", ready_timeout_s=120)
+                    for w in counts}  # both up at once; the idle one costs nothing measurable
+        try:
+            for r in range(args.rounds):  # interleaved, order alternating: slow drifts of others' load cancel
+                for workers in counts if r % 2 == 0 else counts[::-1]:
+                    point = measure(gateways[workers], triton, workers, args.seconds, args.connections, script)
+                    point["round"] = r + 1
+                    points.append(point)
+                    print(json.dumps({k: v for k, v in point.items() if k != "per_process_core_share"}), flush=True)
+        finally:
+            for gw in gateways.values():
                 gw.stop()
-            points.append(point)
-            print(json.dumps({k: v for k, v in point.items() if k != "per_process_core_share"}), flush=True)
     finally:
         triton.stop(10)
     cpu_lines = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((ln.split(":", 1)[1].strip() for ln in cpu_lines if ln.startswith("model name")), "?")
     info = (f"Run: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {NCPU} cores ({cpu}); tiny CLIP "
-            f"(random weights), wrk -t1 -c{args.connections}, {args.seconds:g} s per point, unique short prompts.")
+            f"(random weights), wrk -t1 -c{args.connections}, {args.seconds:g} s per point, {args.rounds} interleaved "
+            "rounds, unique short prompts.")
     command = " ".join([".venv/bin/python", "scripts/bench_workers.py", *sys.argv[1:]])
     text = table(points, command, info)
     (out / "results.json").write_text(json.dumps({"info": info, "command": command, "points": points}, indent=2))
