@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import re
@@ -35,7 +36,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+
+from procfs import proc_stat, tree_of  # scripts/procfs.py
 
 from triton_clip.launch import Gateway, start_gateway
 from triton_clip.local import free_port
@@ -48,34 +51,10 @@ local n = 0
 request = function()
   n = n + 1
   return wrk.format("POST", "/clip/embed_text", {["Content-Type"] = "application/json"},
-                    '{"text": "a photo of a small thing number ' .. n .. '"}')
+                    '{"text": "a photo of thing %s ' .. n .. '"}')
 end
 """
-
-
-def proc_stat() -> dict[int, tuple[int, int, str]]:
-    """pid -> (ppid, utime+stime jiffies, name) for every process."""
-    out = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    head, rest = f.read().rsplit(")", 1)
-                fields = rest.split()
-                out[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]), head.split("(", 1)[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    return out
-
-
-def tree(stats: dict[int, tuple[int, int, str]], roots: list[int]) -> list[int]:
-    found, todo = [], list(roots)
-    while todo:
-        pid = todo.pop()
-        if pid in stats and pid not in found:
-            found.append(pid)
-            todo += [p for p, (ppid, _, _) in stats.items() if ppid == pid]
-    return found
+_RUNS = itertools.count()
 
 
 def role(pid: int, gw: Gateway, triton: TritonProcess, gateway_pids: list[int], stats: dict) -> str:
@@ -94,8 +73,14 @@ def machine() -> tuple[int, int]:
     return sum(v) - v[3] - v[4], sum(v)  # busy (all but idle, iowait), total
 
 
-def wrk(url: str, seconds: float, connections: int, script: Path) -> tuple[str, float]:
-    """Run wrk; its output and its own CPU seconds (rusage of the child)."""
+def wrk(url: str, seconds: float, connections: int, folder: Path) -> tuple[str, float]:
+    """Run wrk; its output and its own CPU seconds (rusage of the child).
+
+    Every run gets its own prompt prefix: wrk's counter restarts at 0, and repeated prompts would be
+    text-cache hits that never reach Triton.
+    """
+    script = folder / f"embed_text-{next(_RUNS)}.lua"
+    script.write_text(LUA.replace("%s", f"run{script.stem.rsplit('-', 1)[1]}-{os.getpid()}"))
     proc = subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script),
                              url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = proc.stdout.read() if proc.stdout else ""
@@ -104,19 +89,19 @@ def wrk(url: str, seconds: float, connections: int, script: Path) -> tuple[str, 
     return out, usage.ru_utime + usage.ru_stime
 
 
-def measure(gw: Gateway, triton: TritonProcess, workers: int, seconds: float, connections: int, script: Path) -> dict:
-    wrk(gw.base_url, 2, connections, script)  # warm-up: connections, caches, Triton's batcher
+def measure(gw: Gateway, triton: TritonProcess, workers: int, seconds: float, connections: int, folder: Path) -> dict:
+    wrk(gw.base_url, 2, connections, folder)  # warm-up: connections, caches, Triton's batcher
     roots = [gw.pid, triton.pid, os.getpid()]
     s0, (b0, t0), w0 = proc_stat(), machine(), time.monotonic()
-    out, wrk_cpu = wrk(gw.base_url, seconds, connections, script)
+    out, wrk_cpu = wrk(gw.base_url, seconds, connections, folder)
     s1, (b1, t1), elapsed = proc_stat(), machine(), time.monotonic() - w0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     bad = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     socket_errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     per_proc = {}
-    gateway_pids = tree(s1, [gw.pid])
-    for pid in tree(s1, roots[:2]):
+    gateway_pids = tree_of(s1, [gw.pid])
+    for pid in tree_of(s1, roots[:2]):
         used = (s1[pid][1] - s0.get(pid, (0, s1[pid][1]))[1]) / HZ
         per_proc[f"{role(pid, gw, triton, gateway_pids, s1)}:{pid}"] = used
     ours_self = (s1[os.getpid()][1] - s0[os.getpid()][1]) / HZ
@@ -205,8 +190,6 @@ def main() -> int:
         parser.error("--seconds must be in [1, 120] and --rounds in [1, 10]")
     out = ROOT / "results" / f"bench-workers-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
     out.mkdir(parents=True)
-    script = out / "embed_text.lua"
-    script.write_text(LUA)
     repo = tiny_repository(ROOT / "results" / "bench-workers" / "model_repository")
     install(DEFAULT_HOME)
     triton = TritonProcess(TritonOptions(repo.resolve(), "127.0.0.1", free_port(), free_port(), free_port()),
@@ -222,7 +205,7 @@ def main() -> int:
         try:
             for r in range(args.rounds):  # interleaved, order alternating: slow drifts of others' load cancel
                 for workers in counts if r % 2 == 0 else counts[::-1]:
-                    point = measure(gateways[workers], triton, workers, args.seconds, args.connections, script)
+                    point = measure(gateways[workers], triton, workers, args.seconds, args.connections, out)
                     point["round"] = r + 1
                     points.append(point)
                     print(json.dumps({k: v for k, v in point.items() if k != "per_process_core_share"}), flush=True)

@@ -36,56 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from triton_clip.launch import start_gateway  # noqa: E402
-from triton_clip.local import free_port  # noqa: E402
+from procfs import children, cmdline, fds, rss_mb, threads, tree
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * PAGE / 2**20
-    except OSError:
-        return float("nan")
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            out.append(int(entry))
-    return out
-
-
-def fds(pid: int) -> float:
-    try:
-        return float(len(os.listdir(f"/proc/{pid}/fd")))
-    except OSError:
-        return float("nan")
-
-
-def threads(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return float(next(line.split()[1] for line in f if line.startswith("Threads:")))
-    except (OSError, StopIteration):
-        return float("nan")
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+from triton_clip.launch import start_gateway
+from triton_clip.local import free_port
 
 
 def stub_label(pid: int) -> str:
@@ -95,16 +49,6 @@ def stub_label(pid: int) -> str:
         if "/1/model.py" in part or part.endswith("model.py"):
             return "stub:" + Path(part).parent.parent.name
     return f"child:{pid}"
-
-
-def tree(pid: int) -> list[int]:
-    """pid and all its descendants (the stubs run under `bash -c`, so walk the whole tree)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children(p)
-    return out
 
 
 def jpegs() -> list[str]:
@@ -268,7 +212,7 @@ def main() -> int:
     parser.add_argument("--version", default="ViT-B-32")
     parser.add_argument("--tiny", action="store_true", help="the test suite's tiny random CLIP (fast, small)")
     parser.add_argument("--repository", type=Path, default=None)
-    out = ROOT / "results" / f"soak-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
+    out = ROOT / "results" / f"soak-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
     parser.add_argument("--csv", type=Path, default=out / "soak.csv")
     parser.add_argument("--png", type=Path, default=out / "soak.png")
     parser.add_argument("--md", type=Path, default=out / "soak.md")
@@ -336,7 +280,7 @@ def main() -> int:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    info = {"utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    info = {"utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "model": f"{version} (random init)", "routes": {k: v for k, v in counters.items() if k not in ("ok", "errors")},
             "command": " ".join([".venv/bin/python", "scripts/soak.py", *sys.argv[1:]])}
     table, cols = summarise(rows, args, info, latencies)
