@@ -14,7 +14,7 @@ test-deploy:
 	./scripts/test.sh tests/deploy
 
 export:       ## export CLIP_VERSIONS into model_repository/
-	.venv/bin/python scripts/export.py
+	.venv/bin/clip-export
 
 loadtest:     ## bounded locust run against a running gateway
 	./scripts/loadtest.sh

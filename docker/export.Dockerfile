@@ -29,8 +29,12 @@ RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu 
         "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" \
  && grep -v -E '^(torch|torchvision)==' requirements/export.txt > /tmp/export-rest.txt \
  && pip install --no-cache-dir -r /tmp/export-rest.txt
+COPY pyproject.toml ./
+COPY requirements/gateway.txt requirements/gateway.txt
 COPY triton_clip/ triton_clip/
 COPY scripts/ scripts/
+# The project itself (its dependencies are installed above): puts `clip-export` on PATH.
+RUN pip install --no-cache-dir --no-deps .
 
 # /models and /cache are meant to be volumes; an empty named volume takes this ownership on first mount.
 USER 1000:1000
@@ -39,5 +43,5 @@ VOLUME ["/models", "/cache"]
 # A one-shot job, not a service: there is nothing to health-check.
 HEALTHCHECK NONE
 
-ENTRYPOINT ["python", "scripts/export.py"]
+ENTRYPOINT ["clip-export"]
 CMD ["--target", "gpu", "--repository", "/models/repository"]

@@ -22,8 +22,12 @@ WORKDIR /app
 COPY requirements/export.txt requirements/export.txt
 RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.14.1 torchvision==0.29.1 \
  && pip install --no-cache-dir -r requirements/export.txt
+COPY pyproject.toml ./
+COPY requirements/gateway.txt requirements/gateway.txt
 COPY triton_clip/ triton_clip/
 COPY scripts/ scripts/
+# The project itself (its dependencies are installed above): `clip-export`, and triton_clip importable by scripts/.
+RUN pip install --no-cache-dir --no-deps .
 
 USER 1000:1000
 # Unpack tritonserver + the Python backend (and the stub for this Python) into $TRITON_HOME at build time.
@@ -37,4 +41,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=600s --retries=3 \
 
 # Export the CPU (Python backend) towers unless already in /models/repository (the export skips them), then serve.
 # CLIP_VERSIONS / CLIP_PRETRAINED choose what is exported; CLIP_EXPORT_EXTRA_ARGS adds flags (e.g. --cpu-threads 4).
-CMD ["bash", "-c", "set -euo pipefail; python scripts/export.py --target cpu --repository /models/repository ${CLIP_EXPORT_EXTRA_ARGS:-}; exec python scripts/serve_triton.py --model-repository /models/repository --host 0.0.0.0 --http-port 8000 --grpc-port 8001 --metrics-port 8002"]
+CMD ["bash", "-c", "set -euo pipefail; clip-export --target cpu --repository /models/repository ${CLIP_EXPORT_EXTRA_ARGS:-}; exec python scripts/serve_triton.py --model-repository /models/repository --host 0.0.0.0 --http-port 8000 --grpc-port 8001 --metrics-port 8002"]

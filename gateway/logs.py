@@ -20,9 +20,17 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 class JsonFormatter(logging.Formatter):
+    _second, _stamp = -1, ""  # strftime once per second, not once per line
+
+    def _ts(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int(record.msecs):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": self._ts(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -39,6 +47,8 @@ class JsonFormatter(logging.Formatter):
 def configure(level: str, json_lines: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    # No formatter here prints the caller's file/line: skip the stack walk logging does for every record.
+    logging._srcfile = None  # type: ignore[attr-defined]  # noqa: SLF001 - the documented way to turn it off
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -1,4 +1,6 @@
-"""create_app(settings): builds the FastAPI app; its lifespan owns every client.
+"""create_app(settings): builds the FastAPI app; its lifespan owns (and closes) every client.
+
+The URL fetcher and the Triton client can be injected (tests: fakes that record calls).
 
 Run: `python -m gateway.serve --host 127.0.0.1 --port 9001` (GATEWAY_WORKERS processes).
 """
@@ -18,7 +20,7 @@ from gateway.deps import AppState
 from gateway.errors import install_error_handlers
 from gateway.images.fetch import ImageFetcher, UrlPolicy
 from gateway.metrics import Metrics, forget_dead_workers, worker_stopped
-from gateway.middleware import GatewayMiddleware
+from gateway.middleware import GatewayMiddleware, RouteSet
 from gateway.routes import clip, ops
 from gateway.service import ClipService
 from gateway.settings import Settings
@@ -26,6 +28,7 @@ from gateway.text.tokenize import ClipTokenizer
 from gateway.triton import TritonClient
 
 log = logging.getLogger("gateway")
+ROUTERS = (clip.router, ops.router)  # the routes are declared there, once
 
 
 def url_policy(s: Settings) -> UrlPolicy:
@@ -50,18 +53,26 @@ async def _refresh_forever(service: ClipService, every_s: float) -> None:
         await asyncio.sleep(every_s)
 
 
-def create_app(settings: Settings | None = None, fetcher: ImageFetcher | None = None) -> FastAPI:
+def route_set(app: FastAPI) -> RouteSet:
+    """Every path the app serves (its own docs routes and the routers'); the /clip/ router's do inference."""
+    own = {path for r in app.routes if isinstance(path := getattr(r, "path", None), str)}
+    routed = {r.path for router in ROUTERS for r in router.routes}
+    return RouteSet(known=frozenset(own | routed), limited=frozenset(r.path for r in clip.router.routes))
+
+
+def create_app(settings: Settings | None = None, fetcher: ImageFetcher | None = None,
+               triton: TritonClient | None = None) -> FastAPI:
     settings = settings or Settings()
     logs.configure(settings.log_level, settings.log_json)
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        triton = TritonClient(settings.triton_url, settings.triton_timeout_s)
+        triton_client = triton or TritonClient(settings.triton_url, settings.triton_timeout_s)
         url_fetcher = fetcher or ImageFetcher(url_policy(settings))
-        service = ClipService(settings, triton, url_fetcher, ClipTokenizer(), metrics)
-        app.state.gateway = AppState(settings, service, KeyChecker([k.get_secret_value() for k in settings.accepted_keys()]),
-                                     metrics)
+        service = ClipService(settings, triton_client, url_fetcher, ClipTokenizer(), metrics)
+        keys = KeyChecker([k.get_secret_value() for k in settings.accepted_keys()])
+        app.state.gateway = AppState(settings, service, keys, metrics)
         refresher = asyncio.create_task(_refresh_forever(service, settings.model_refresh_s))
         log.info("gateway started: triton=%s default version=%s", settings.triton_url, settings.clip_version_id)
         try:
@@ -71,7 +82,7 @@ def create_app(settings: Settings | None = None, fetcher: ImageFetcher | None = 
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
             await url_fetcher.aclose()
-            await triton.close()
+            await triton_client.close()
             service.close()
             worker_stopped()
 
@@ -82,8 +93,8 @@ def create_app(settings: Settings | None = None, fetcher: ImageFetcher | None = 
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(clip.router)
-    app.include_router(ops.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.add_middleware(GatewayMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes,
-                       max_inflight=settings.max_inflight)
+                       max_inflight=settings.max_inflight, routes=route_set(app))
     return app

@@ -5,7 +5,7 @@ and can refuse an oversized or excess request before the body is even read.
 
 Client disconnects: uvicorn never cancels an app on its own; it only answers `http.disconnect`
 to the next `receive()`, which a plain (non-streaming) route never calls once it has the body.
-So for the /clip/ routes the app runs as a child task, and once the body is read a watcher
+So for the inference routes (`RouteSet.limited`) the app runs as a child task, and once the body is read a watcher
 waits on `receive()`: a disconnect before the response starts cancels the child, which cancels
 its awaits (the Triton gRPC call is cancelled, queued decode work is dropped) and frees its
 in-flight slot. Logged and counted as status 499 (nginx's "client closed request").
@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 import time
-import uuid
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, MutableMapping
 
 from gateway import logs
@@ -32,12 +33,22 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("gateway.access")
-_LIMITED_PREFIX = "/clip/"
 _CLIENT_CLOSED = 499
 # Echoed in a header and written to logs: only a conservative token, else a fresh id.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
-_KNOWN_ROUTES = {"/clip/embed_image", "/clip/embed_text", "/clip/compare", "/healthz", "/readiness", "/info",
-                 "/metrics", "/docs", "/openapi.json"}
+_WANTED_HEADERS = {b"x-request-id", b"content-length"}
+
+
+@dataclass(frozen=True)
+class RouteSet:
+    """The app's paths, read from its routers by create_app (declared once, there).
+
+    `known` are metric labels (any other path is "other": bounded label values); `limited` are the
+    inference routes: in-flight limit and cancellation on client disconnect.
+    """
+
+    known: frozenset[str]
+    limited: frozenset[str]
 
 
 def _body_too_large(limit: int) -> StarletteHTTPException:
@@ -46,25 +57,46 @@ def _body_too_large(limit: int) -> StarletteHTTPException:
 
 
 class GatewayMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, max_inflight: int) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, max_inflight: int,
+                 routes: RouteSet) -> None:
         self.app = app
+        self.routes = routes
         self.metrics = metrics
         self.max_body = max_body_bytes
         self.max_inflight = max_inflight
         self.inflight = 0
+        self._ids = random.Random()  # request ids need uniqueness, not secrecy: no urandom syscall per request
+        # Labelled metric children, looked up once: `labels()` takes a lock and builds a key per call.
+        self._counters: dict[tuple[str, int], Any] = {}
+        self._histograms: dict[str, Any] = {}
+
+    def _new_id(self) -> str:
+        return f"{self._ids.getrandbits(128):032x}"
+
+    def _count(self, route: str, code: int, elapsed: float) -> None:
+        counter = self._counters.get((route, code))
+        if counter is None:
+            counter = self._counters[(route, code)] = self.metrics.requests.labels(route, str(code))
+        counter.inc()
+        if route != "other":
+            histogram = self._histograms.get(route)
+            if histogram is None:
+                histogram = self._histograms[route] = self.metrics.latency.labels(route)
+            histogram.observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+                   if k.lower() in _WANTED_HEADERS}  # only the two read here: no dict of every header
         given_id = headers.get("x-request-id", "")
-        request_id = given_id if _REQUEST_ID.fullmatch(given_id) else uuid.uuid4().hex
+        request_id = given_id if _REQUEST_ID.fullmatch(given_id) else self._new_id()
         scope.setdefault("state", {})["request_id"] = request_id
         token = logs.request_id.set(request_id)
         path = scope.get("path", "")
-        route = path if path in _KNOWN_ROUTES else "other"
+        route = path if path in self.routes.known else "other"
         status = {"code": 500}
 
         async def send_wrapped(message: Message) -> None:
@@ -75,7 +107,7 @@ class GatewayMiddleware:
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 
-        limited = path.startswith(_LIMITED_PREFIX)
+        limited = path in self.routes.limited
         try:
             early = self._admit(headers, limited)
             if early is not None:
@@ -94,9 +126,7 @@ class GatewayMiddleware:
                 self.metrics.inflight.dec()
         finally:
             elapsed = time.perf_counter() - start
-            self.metrics.requests.labels(route, str(status["code"])).inc()
-            if route != "other":
-                self.metrics.latency.labels(route).observe(elapsed)
+            self._count(route, status["code"], elapsed)
             log.info("request", extra={"method": scope.get("method"), "path": path, "status": status["code"],
                                        "duration_ms": round(elapsed * 1000, 2)})
             logs.request_id.reset(token)

@@ -12,15 +12,22 @@ import logging
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
 import numpy as np
 
-from gateway.errors import ImageLoadError, InvalidRequest, LimitExceeded, Overloaded, PayloadTooLarge, TritonUnavailable, UnknownVersion
+from gateway.errors import (
+    ImageLoadError,
+    InvalidRequest,
+    LimitExceeded,
+    Overloaded,
+    PayloadTooLarge,
+    TritonUnavailable,
+    UnknownVersion,
+)
 from gateway.images.decode import decode_base64, image_to_tensor
 from gateway.images.fetch import ImageFetcher
 from gateway.metrics import Metrics
-from gateway.schemas import InferenceRequestImage
 from gateway.settings import Settings
 from gateway.similarity import cosine, shape_similarity
 from gateway.text.tokenize import ClipTokenizer
@@ -28,7 +35,16 @@ from gateway.triton import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, T
 
 log = logging.getLogger("gateway.service")
 T = TypeVar("T")
-ImageLike = InferenceRequestImage | str
+
+
+class ImageRef(Protocol):
+    """An image declaration (`{"type", "value"}`), whatever parsed it: no HTTP schema here."""
+
+    type: str
+    value: Any
+
+
+ImageLike = ImageRef | str
 _KINDS = ("image", "text")
 _INLINE_TEXTS, _INLINE_CHARS = 4, 512  # tokenized on the event loop below these sizes (see embed_texts)
 
@@ -86,6 +102,15 @@ class ClipService:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def served(self) -> list[VersionInfo]:
+        """The usable versions, sorted by name (for /info and /readiness)."""
+        return [self.versions[name] for name in sorted(self.versions)]
+
+    async def ready(self) -> bool:
+        """Triton is ready and so is every model of every served version (False while none is served)."""
+        models = [m for info in self.versions.values() for m in (info.image_model, info.text_model)]
+        return bool(models) and await self.triton.ready(models)
 
     def version(self, requested: str | None) -> VersionInfo:
         name = requested or self.settings.clip_version_id
@@ -158,7 +183,9 @@ class ClipService:
             raise LimitExceeded(
                 f"The maximum number of images that can be embedded at once is {self.settings.max_images_per_request}."
             )
-        tensors = await asyncio.gather(*(self._one_image(img, info, i if listed else None) for i, img in enumerate(images)))
+        tensors = await asyncio.gather(
+            *(self._one_image(img, info, i if listed else None) for i, img in enumerate(images))
+        )
         batch = np.stack(tensors)
         return await self._triton(info.image_model, IMAGE_INPUT, IMAGE_OUTPUT, batch, info.image_max_batch)
 
@@ -218,7 +245,7 @@ class ClipService:
             if value not in _KINDS:
                 raise InvalidRequest(f"{name} must be 'image' or 'text', got {value!r}.")
         keys: list[str] | None = None
-        if isinstance(prompt, dict) and not isinstance(prompt, InferenceRequestImage):
+        if isinstance(prompt, dict):  # named prompts (one image declaration arrives parsed, not as a dict)
             keys, prompts = list(prompt.keys()), list(prompt.values())
         elif isinstance(prompt, list):
             prompts = prompt
@@ -228,7 +255,8 @@ class ClipService:
             raise InvalidRequest("At least one prompt is required.")
         if len(prompts) > self.settings.max_prompts_per_compare:
             raise LimitExceeded(
-                f"The maximum number of prompts that can be compared at once is {self.settings.max_prompts_per_compare}."
+                "The maximum number of prompts that can be compared at once is "
+                f"{self.settings.max_prompts_per_compare}."
             )
         self.version(version)  # 404/503 before any decoding
         subject_vec, prompt_vecs = await asyncio.gather(

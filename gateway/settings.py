@@ -7,7 +7,6 @@ deployments carry over. The README's settings table is generated from this class
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
@@ -76,7 +75,9 @@ class Settings(BaseSettings):
     )
     url_connect_timeout_s: float = Field(3.0, gt=0, description="Connect timeout for URL images.")
     url_total_timeout_s: float = Field(10.0, gt=0, description="Whole-download deadline for URL images.")
-    url_max_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Byte cap of one URL image, enforced while streaming.")
+    url_max_bytes: int = Field(
+        20 * 1024 * 1024, ge=1, description="Byte cap of one URL image, enforced while streaming."
+    )
     url_max_redirects: int = Field(3, ge=0, description="Redirect hops followed (each re-checked).")
 
     # --- work scheduling ---------------------------------------------------------------------
@@ -120,8 +121,3 @@ class Settings(BaseSettings):
         if self.api_keys_file is not None:
             keys += [line.strip() for line in self.api_keys_file.read_text().splitlines() if line.strip()]
         return [SecretStr(k) for k in keys]
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()

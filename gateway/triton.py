@@ -11,10 +11,12 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+import grpc
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
-from tritonclient.grpc import InferInput, InferRequestedOutput, KeepAliveOptions
-from tritonclient.utils import InferenceServerException
+from tritonclient.grpc import KeepAliveOptions, service_pb2
+from tritonclient.grpc._utils import get_error_grpc
+from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
 from gateway.endpoints import SERVICE_CONFIG, Endpoints
 from gateway.errors import Overloaded, TritonUnavailable
@@ -136,6 +138,7 @@ class TritonClient:
         self.timeout_s = timeout_s
         self.endpoints = Endpoints(url)
         self._client = grpcclient.InferenceServerClient(url=self.endpoints.target, channel_args=channel_args())
+        self._stub = self._client._client_stub  # the same channel; used raw on the hot path (see _infer_one)
         self._retired: list[grpcclient.InferenceServerClient] = []
 
     async def close(self) -> None:
@@ -154,6 +157,7 @@ class TritonClient:
             log.info("Triton replicas now %s", ", ".join(sorted(self.endpoints.addresses)))
             self._retired = [self._client]
             self._client = grpcclient.InferenceServerClient(url=self.endpoints.target, channel_args=channel_args())
+            self._stub = self._client._client_stub
 
     async def _call(self, coro):  # noqa: ANN001, ANN202 - every RPC gets the same error translation
         try:
@@ -179,15 +183,25 @@ class TritonClient:
             return False
 
     async def _infer_one(self, model: str, input_name: str, output_name: str, batch: np.ndarray) -> np.ndarray:
-        tensor = InferInput(input_name, list(batch.shape), "UINT8" if batch.dtype == np.uint8 else "INT64")
-        tensor.set_data_from_numpy(batch)
+        # The protobuf is built directly (no InferInput/InferResult objects, one copy of the tensor):
+        # tritonclient's per-call wrappers were a measurable share of a short request's CPU
+        # (docs/benchmarks.md, "serving cost"). Same request on the wire as `client.infer`.
+        request = service_pb2.ModelInferRequest(
+            model_name=model,
+            inputs=[service_pb2.ModelInferRequest.InferInputTensor(
+                name=input_name, datatype="UINT8" if batch.dtype == np.uint8 else "INT64", shape=batch.shape)],
+            outputs=[service_pb2.ModelInferRequest.InferRequestedOutputTensor(name=output_name)],
+            raw_input_contents=[batch.tobytes()],
+        )
         # `timeout` (µs) overrides the queue policy's default_timeout_microseconds (the exporter sets
         # allow_timeout_override): Triton drops a request still queued when the gateway stops waiting.
-        result = await self._call(self._client.infer(
-            model, [tensor], outputs=[InferRequestedOutput(output_name)], client_timeout=self.timeout_s,
-            timeout=int(self.timeout_s * 1_000_000),
-        ))
-        return result.as_numpy(output_name)
+        request.parameters["timeout"].int64_param = int(self.timeout_s * 1_000_000)
+        try:
+            response = await self._stub.ModelInfer(request, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise _translate(get_error_grpc(exc)) from exc
+        out = response.outputs[0]
+        return np.frombuffer(response.raw_output_contents[0], dtype=triton_to_np_dtype(out.datatype)).reshape(out.shape)
 
     async def infer(self, model: str, input_name: str, output_name: str, batch: np.ndarray, max_batch: int) -> np.ndarray:
         """Run a batch, split into Triton-sized requests (sent concurrently, results in order)."""
@@ -196,6 +210,3 @@ class TritonClient:
         chunks = [batch[i : i + max_batch] for i in range(0, len(batch), max_batch)]
         parts = await asyncio.gather(*(self._infer_one(model, input_name, output_name, c) for c in chunks))
         return np.concatenate(parts, axis=0)
-
-    async def statistics(self, model: str) -> dict:
-        return await self._call(self._client.get_inference_statistics(model, as_json=True, client_timeout=self.timeout_s))

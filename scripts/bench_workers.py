@@ -38,11 +38,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from procfs import proc_stat, tree_of  # scripts/procfs.py
+from procfs import proc_stat, tree_of  # scripts/procfs.py  # noqa: E402
 
-from triton_clip.launch import Gateway, start_gateway
-from triton_clip.local import free_port
-from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install
+from triton_clip.launch import Gateway, start_gateway  # noqa: E402
+from triton_clip.local import free_port  # noqa: E402 - after the sys.path line (run as a script from a checkout)
+from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
@@ -124,14 +124,15 @@ def measure(gw: Gateway, triton: TritonProcess, workers: int, seconds: float, co
         "busiest_process": top[0], "busiest_process_core_share": round(top[1] / elapsed, 3),
         "ceiling_rps": round(ceiling, 1), "efficiency": round(rps / ceiling, 3),
         "service_and_wrk_cores": round((service_cpu + wrk_cpu) / elapsed, 2),
-        "per_process_core_share": {k: round(v / elapsed, 3) for k, v in sorted(per_proc.items(), key=lambda kv: -kv[1])},
+        "per_process_core_share": {k: round(v / elapsed, 3)
+                                   for k, v in sorted(per_proc.items(), key=lambda kv: -kv[1])},
     }
 
 
 def table(points: list[dict], command: str, info: str) -> str:
-    rows = [("| round | gateway workers | req/s | service core-ms/req (gateway + Triton) | wrk core-ms/req | ceiling req/s "
-             "| efficiency | cores used by service + wrk | machine busy | others' CPU | busiest process (share of a core) "
-             "| non-2xx |"), "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [("| round | gateway workers | req/s | service core-ms/req (gateway + Triton) | wrk core-ms/req "
+             "| ceiling req/s | efficiency | cores used by service + wrk | machine busy | others' CPU "
+             "| busiest process (share of a core) | non-2xx |"), "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in points:
         rows.append(f"| {p.get('round', 1)} | {p['workers']} | {p['rps']:.0f} | {p['service_core_ms_per_request']:.3f} "
                     f"({p['gateway_core_ms_per_request']:.3f} + {p['triton_core_ms_per_request']:.3f}) "
@@ -153,13 +154,15 @@ def summary(points: list[dict]) -> list[str]:
                      f"{statistics.median(p['service_core_ms_per_request'] for p in mine):.3f} service core-ms/req, "
                      f"machine busy {statistics.median(p['machine_busy_share'] for p in mine):.0%}, "
                      f"others' CPU {statistics.median(p['others_cpu_share'] for p in mine):.0%}, "
-                     f"busiest process {statistics.median(p['busiest_process_core_share'] for p in mine):.0%} of a core")
+                     f"busiest process {statistics.median(p['busiest_process_core_share'] for p in mine):.0%} "
+                     "of a core")
     if len(counts) > 1:
         lo, hi = counts[0], counts[-1]
         rounds = sorted({p.get("round", 1) for p in points})
         ratios = [next(p["rps"] for p in points if p.get("round", 1) == r and p["workers"] == hi)
                   / next(p["rps"] for p in points if p.get("round", 1) == r and p["workers"] == lo) for r in rounds]
-        lines.append(f"- **{hi} vs {lo} worker(s): {statistics.median(ratios):.2f}x** requests/s (median of the rounds; "
+        lines.append(f"- **{hi} vs {lo} worker(s): {statistics.median(ratios):.2f}x** requests/s "
+                     "(median of the rounds; "
                      f"per round {', '.join(f'{x:.2f}' for x in ratios)})")
     return lines
 

@@ -18,6 +18,15 @@ ensure_venv() {  # ensure_venv requirements/<file>.txt
     "$VENV/bin/pip" install --progress-bar on -r "$req"
     touch "$stamp"
   fi
+  # The project itself, editable (this checkout): console commands in .venv/bin, no sys.path tricks anywhere.
+  # Redone only when pyproject.toml or the checkout's location changes; --no-deps: the pins are installed above.
+  stamp="$VENV/.stamp-project-$( (cat "$ROOT/pyproject.toml"; echo "$ROOT") | sha256sum | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    echo "==> installing this project (pip install -e . --no-deps) into $VENV"
+    "$VENV/bin/pip" install --quiet --no-deps -e "$ROOT"
+    rm -f "$VENV"/.stamp-project-*
+    touch "$stamp"
+  fi
   echo "==> installing tritonserver (nvidia-pytriton wheel, binary only) into ${TRITON_HOME:-$ROOT/.triton}"
   "$VENV/bin/python" "$ROOT/scripts/install_triton.py" >/dev/null
 }

@@ -7,9 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install  # noqa: E402
+from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install
 
 
 def main() -> int:

@@ -36,10 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from procfs import children, cmdline, fds, rss_mb, threads, tree
+from procfs import children, cmdline, fds, rss_mb, threads, tree  # noqa: E402
 
-from triton_clip.launch import start_gateway
-from triton_clip.local import free_port
+from triton_clip.launch import start_gateway  # noqa: E402 - after the sys.path line (run as a script from a checkout)
+from triton_clip.local import free_port  # noqa: E402 - after the sys.path line (run as a script from a checkout)
 
 
 def stub_label(pid: int) -> str:
@@ -52,7 +52,7 @@ def stub_label(pid: int) -> str:
 
 
 def jpegs() -> list[str]:
-    from bench_decode import photographic_jpeg
+    from clipbench.payloads import photographic_jpeg
 
     sizes = [(640, 480), (640, 480), (1280, 720), (320, 240), (1920, 1080)]
     return [base64.b64encode(photographic_jpeg(w, h, seed)).decode() for seed, (w, h) in enumerate(sizes)]

@@ -4,4 +4,6 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ensure_venv requirements/dev.txt
 cd "$ROOT"
+echo "==> ruff check (lint rules: pyproject.toml [tool.ruff.lint])"
+"$VENV/bin/ruff" check .
 exec "$VENV/bin/python" -m pytest "$@"

@@ -29,7 +29,7 @@ def env(name: str, default: str) -> str:
 
 
 def export(versions: str, repository: Path) -> bool:
-    cmd = [sys.executable, str(ROOT / "scripts" / "export.py"), "--versions", versions, "--pretrained",
+    cmd = [sys.executable, "-m", "triton_clip.cli", "--versions", versions, "--pretrained",
            env("CLIP_PRETRAINED", "openai"), "--repository", str(repository), "--target", "cpu"]
     log.info("exporting missing versions (%s) into %s", versions, repository)
     if subprocess.run(cmd, check=False, cwd=ROOT).returncode == 0:

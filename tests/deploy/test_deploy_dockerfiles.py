@@ -161,7 +161,7 @@ def test_triton_cpu_image_serves_what_it_exports():
 
 def test_export_image_default_command():
     steps = dict(instructions(DOCKERFILES["export"]))
-    assert json.loads(steps["ENTRYPOINT"]) == ["python", "scripts/export.py"]
+    assert json.loads(steps["ENTRYPOINT"]) == ["clip-export"]  # the console entry point of pyproject.toml
     assert json.loads(steps["CMD"])[:2] == ["--target", "gpu"]
 
 

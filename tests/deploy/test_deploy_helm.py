@@ -15,8 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
-yaml = pytest.importorskip("yaml")
 
 pytestmark = pytest.mark.deploy
 
@@ -473,12 +473,11 @@ def test_prometheus_rule(manifests, value_set):
     assert all(set(r) == {"record", "expr"} for r in group["rules"])
 
 
-def test_grafana_dashboard_configmap_is_the_compose_dashboard(manifests):
+def test_grafana_dashboard_configmap_carries_the_dashboard_file(manifests):
     config_map = next(d for d in objects(manifests["monitoring"], "ConfigMap") if "clip-triton.json" in d["data"])
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
-    compose_dashboard = (REPO / "docker" / "grafana" / "dashboards" / "clip-triton.json").read_text()
-    assert (CHART / "files" / "grafana-dashboard.json").read_text() == compose_dashboard
-    assert json.loads(config_map["data"]["clip-triton.json"]) == json.loads(compose_dashboard)
+    dashboard = CHART / "files" / "dashboards" / "clip-triton.json"
+    assert json.loads(config_map["data"]["clip-triton.json"]) == json.loads(dashboard.read_text())
 
 
 def test_monitoring_is_off_by_default(manifests):

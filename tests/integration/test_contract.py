@@ -14,9 +14,9 @@ import httpx
 import numpy as np
 import pybase64
 import pytest
+from skimage import data as skdata
 from PIL import Image
 
-skdata = pytest.importorskip("skimage.data")
 
 TINY = "clip-tiny"
 DIM = 32

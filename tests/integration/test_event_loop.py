@@ -18,11 +18,11 @@ import httpx
 import numpy as np
 import pybase64
 import pytest
+from skimage import data as skdata
 from PIL import Image
 
 from gateway.images.decode import Preprocess, image_to_tensor
 
-skdata = pytest.importorskip("skimage.data")
 
 SIZE = (3000, 2000)
 LOAD_WORKERS = 3

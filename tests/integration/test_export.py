@@ -1,4 +1,5 @@
-"""scripts/export.py as users run it: clear failures, nothing half-written, real architectures export."""
+"""The export command (`clip-export` = `python -m triton_clip.cli`) as users run it: clear failures, nothing
+half-written, real architectures export."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ TINY_CONFIG = ROOT / "tests" / "fixtures" / "clip-tiny.json"
 
 
 def export(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(ROOT / "scripts" / "export.py"), "--repository", str(repo), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+    cmd = [sys.executable, "-m", "triton_clip.cli", "--repository", str(repo), *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
 
 
 def config(repo: Path, name: str) -> model_config_pb2.ModelConfig:
@@ -25,7 +27,7 @@ def config(repo: Path, name: str) -> model_config_pb2.ModelConfig:
 
 
 def test_help_lists_versions() -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "export.py"), "--help"],
+    result = subprocess.run([sys.executable, "-m", "triton_clip.cli", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "ViT-L-14-336px" in result.stdout and "--pretrained" in result.stdout

@@ -38,7 +38,7 @@ from tests.integration.payloads import (
 
 pytestmark = pytest.mark.timeout(120)
 
-I, T, C = "/clip/embed_image", "/clip/embed_text", "/clip/compare"
+I, T, C = "/clip/embed_image", "/clip/embed_text", "/clip/compare"  # noqa: E741 - short route names
 IMAGE_ERROR = "Could not load input image. Cause: "
 GOOD_PNG = png_bytes()
 _JPEG = noise_jpeg()

@@ -15,11 +15,10 @@ import httpx
 import numpy as np
 import pybase64
 import pytest
+import cv2
+from skimage import data as skdata
 from PIL import Image
 
-sdk = pytest.importorskip("inference_sdk")
-cv2 = pytest.importorskip("cv2")
-skdata = pytest.importorskip("skimage.data")
 
 from inference_sdk import InferenceConfiguration, InferenceHTTPClient  # noqa: E402
 from inference_sdk.http.errors import HTTPCallErrorError  # noqa: E402

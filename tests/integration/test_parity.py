@@ -19,6 +19,8 @@ import httpx
 import numpy as np
 import pybase64
 import pytest
+import torch
+from skimage import data as skdata
 from PIL import Image, ImageOps
 
 from gateway.images.decode import Preprocess, image_to_tensor
@@ -26,8 +28,6 @@ from gateway.text.tokenize import ClipTokenizer
 from gateway.triton import versions_from_configs
 from triton_clip.versions import model_names
 
-torch = pytest.importorskip("torch")
-skdata = pytest.importorskip("skimage.data")
 
 MIN_COSINE = 0.99999
 MAX_PIXELS = 40_000_000

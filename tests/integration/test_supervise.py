@@ -140,7 +140,7 @@ def test_triton_sigstop_times_out_into_503_then_recovers_after_sigcont(service: 
           f"{sum(s.status == 503 for s in load.samples)} x 503")
     check_outage(load, stopped_at, ready_at)
     timed_out = [s for s in load.samples if s.status == 503 and stopped_at < s.at < resumed_at]
-    assert timed_out and max(s.elapsed for s in timed_out) >= TRITON_TIMEOUT_S * 0.9, "no request waited out the deadline"
+    assert timed_out and max(s.elapsed for s in timed_out) >= TRITON_TIMEOUT_S * 0.9, "none waited out the deadline"
     assert service.triton().pid == triton.pid, "a short hang must not restart Triton"
 
 

@@ -14,6 +14,9 @@ import zlib
 import numpy as np
 import pybase64
 import pytest
+import open_clip
+import torch
+from skimage import data as skdata
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageOps
@@ -22,9 +25,6 @@ from gateway.errors import ImageLoadError
 from gateway.images import decode
 from gateway.images.decode import Preprocess, decode_base64, image_to_tensor, load_image, preprocess
 
-open_clip = pytest.importorskip("open_clip")
-torch = pytest.importorskip("torch")
-skdata = pytest.importorskip("skimage.data")
 
 MAX_PIXELS = 40_000_000
 CONFIGS = [

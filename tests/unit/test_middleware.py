@@ -14,10 +14,12 @@ from prometheus_client import generate_latest
 from gateway import logs
 from gateway.errors import _jsonable_errors
 from gateway.metrics import Metrics
-from gateway.middleware import GatewayMiddleware
+from gateway.middleware import GatewayMiddleware, RouteSet
 
 pytestmark = pytest.mark.timeout(10)
 HEX_ID = re.compile(r"[0-9a-f]{32}")
+ROUTES = RouteSet(known=frozenset({"/clip/embed_text", "/clip/compare", "/healthz"}),
+                  limited=frozenset({"/clip/embed_text", "/clip/compare"}))
 
 
 class StubApp:
@@ -93,7 +95,7 @@ def metric(metrics: Metrics, line_start: str) -> float:
 def make(app: Any, **kw: int) -> tuple[GatewayMiddleware, Metrics]:
     metrics = Metrics()
     return GatewayMiddleware(app, metrics=metrics, max_body_bytes=kw.get("max_body", 1024),
-                             max_inflight=kw.get("max_inflight", 4)), metrics
+                             max_inflight=kw.get("max_inflight", 4), routes=ROUTES), metrics
 
 
 async def test_plain_request_passes_with_headers() -> None:

@@ -6,20 +6,16 @@ import re
 from pathlib import Path
 
 from gateway.settings import Settings
+from gateway.docgen import settings_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_readme_settings_table_is_current() -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("settings_table", ROOT / "scripts" / "settings_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"<!-- settings:start -->\n(.*?)\n<!-- settings:end -->", readme, re.S)
     assert block, "README lost its settings table markers"
-    assert block.group(1).strip() == module.table().strip(), "run scripts/settings_table.py and paste into README"
+    assert block.group(1).strip() == settings_table().strip(), "run `clip-docgen settings-table`, paste into README"
 
 
 def test_upstream_variable_names_are_honoured(monkeypatch) -> None:

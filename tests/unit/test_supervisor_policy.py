@@ -41,7 +41,8 @@ def test_a_child_that_keeps_failing_stops_the_supervisor_with_exit_1(caplog) -> 
 
 
 def test_stop_ends_the_whole_process_group() -> None:
-    child_code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
+    child_code = ("import subprocess, sys, time; "
+                  "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)")
     handles: list[Proc] = []
 
     def start() -> Proc:

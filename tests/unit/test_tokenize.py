@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import open_clip
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +28,6 @@ from gateway.text.tokenize import (
     bucket_length,
 )
 
-open_clip = pytest.importorskip("open_clip")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ONE_TOKEN_WORD = "cat"  # a single BPE token; asserted below with open_clip itself

@@ -1,0 +1,1 @@
+"""Benchmark tooling (importable; the scripts in scripts/ are thin CLIs over these modules)."""

@@ -1,0 +1,111 @@
+"""The three servers of the side-by-side benchmark: tritonserver, the gateway, the naive baseline.
+
+All listen on 127.0.0.1 on free ports, are children of the benchmark process (so its process tree is
+"ours" in the CPU accounting), log into the results folder and are stopped by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clipbench.console import console
+from triton_clip.local import free_port, stop_process, wait_http
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ensure_exported(version: str, repo: Path, model_configs: list[Path]) -> None:
+    """Export `version` with random weights (fine for speed) unless it is already in `repo`."""
+    from triton_clip.export import is_exported
+
+    if is_exported(version, repo, "cpu"):
+        return
+    console.print(f"exporting {version} (random weights) into {repo}")
+    extra = [a for c in model_configs for a in ("--model-config", str(c))]
+    subprocess.run([sys.executable, "-m", "triton_clip.cli", "--versions", version, "--pretrained", "none",
+                    "--repository", str(repo), "--target", "cpu", *extra], cwd=ROOT, check=True)
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    """SIGTERM, then SIGKILL if still there after 15 s (the naive server finishes its request first)."""
+    stop_process(proc, 15.0)
+
+
+def _log(path: Path):  # noqa: ANN202 - a binary file owned by the child's lifetime
+    return open(path, "ab")  # noqa: SIM115
+
+
+@dataclass
+class Servers:
+    """Started by `start()`, stopped by `stop()`; URLs are valid in between."""
+
+    version: str
+    repo: Path
+    out: Path
+    gateway_env: dict[str, str] = field(default_factory=dict)
+    model_configs: list[Path] = field(default_factory=list)
+    ports: dict[str, int] = field(default_factory=lambda: {k: free_port() for k in ("http", "grpc", "metrics",
+                                                                                     "gateway", "naive")})
+    procs: list[subprocess.Popen] = field(default_factory=list)
+    triton: object = None
+
+    @property
+    def gw_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    @property
+    def naive_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['naive']}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.ports['grpc']}"
+
+    def start(self) -> None:
+        from triton_clip.launch import start_gateway
+        from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install
+
+        install(DEFAULT_HOME)
+        p = self.ports
+        self.triton = TritonProcess(TritonOptions(self.repo, "127.0.0.1", p["http"], p["grpc"], p["metrics"]),
+                                    log_file=self.out / "tritonserver.log")
+        env = dict(os.environ, GATEWAY_TRITON_URL=self.grpc_url, CLIP_VERSION_ID=self.version,
+                   GATEWAY_MAX_INFLIGHT="512", **self.gateway_env)
+        gw = start_gateway(env, port=p["gateway"], log_file=self.out / "gateway.log", ready_timeout_s=None).proc
+        configs = [a for c in self.model_configs for a in ("--model-config", str(c))]
+        naive = subprocess.Popen([sys.executable, "-m", "clipbench.naive", "--version", self.version, "--pretrained",
+                                  "none", "--port", str(p["naive"]), *configs], cwd=ROOT,
+                                 stdout=_log(self.out / "naive.log"), stderr=subprocess.STDOUT)
+        self.procs = [gw, naive]
+        self.triton.wait_ready(300)
+        wait_http(f"{self.gw_url}/readiness", 120, gw)
+        wait_http(f"{self.naive_url}/healthz", 180, naive)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            stop(proc)
+        if self.triton is not None:
+            self.triton.stop()
+
+
+def machine_info() -> dict[str, str]:
+    import torch
+
+    from triton_clip.server import PYTRITON_VERSION
+
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem = next((ln.split()[1] for ln in f if ln.startswith("MemTotal")), "?")
+    return {"cpu": cpu, "nproc": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
+            "mem": mem + " kB", "torch": torch.__version__, "python": platform.python_version(),
+            "triton": f"tritonserver 2.51.0 (nvidia-pytriton {PYTRITON_VERSION})", "kernel": platform.release()}
