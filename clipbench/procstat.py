@@ -33,24 +33,23 @@ def _all_stats() -> dict[int, tuple[int, float]]:
     return stats
 
 
+def _descendants(root: int, children: dict[int, list[int]]) -> set[int]:
+    seen, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            todo += children.get(pid, [])
+    return seen
+
+
 def tree_seconds(roots: dict[str, int]) -> dict[str, float]:
     """utime+stime per named root process, each including all its live descendants (e.g. backend stubs)."""
     stats = _all_stats()
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in stats.items():
         children.setdefault(ppid, []).append(pid)
-    out = {}
-    for name, root in roots.items():
-        total, todo, seen = 0.0, [root], set()
-        while todo:
-            pid = todo.pop()
-            if pid in seen or pid not in stats:
-                continue
-            seen.add(pid)
-            total += stats[pid][1]
-            todo += children.get(pid, [])
-        out[name] = total
-    return out
+    return {name: sum(stats[p][1] for p in _descendants(root, children) if p in stats) for name, root in roots.items()}
 
 
 @dataclass
@@ -62,10 +61,11 @@ class CpuWindow:
     def start(self) -> None:
         self.t0, self.busy0, self.tree0 = time.monotonic(), busy_seconds(), tree_seconds(self.roots)
 
-    def stop(self) -> dict[str, float]:
+    def stop(self, also_ours: float = 0.0) -> dict[str, float]:
+        """`also_ours`: CPU seconds of our processes that ended inside the window (e.g. the load generator)."""
         wall, busy, trees = time.monotonic() - self.t0, busy_seconds() - self.busy0, tree_seconds(self.roots)
         used = {name: trees[name] - self.tree0.get(name, 0.0) for name in self.roots}
         ncpu = os.cpu_count() or 1
-        others = max(0.0, busy - sum(used.values()))
+        others = max(0.0, busy - sum(used.values()) - also_ours)
         return {"wall_s": wall, **{f"{k}_cpu_s": v for k, v in used.items()},
                 "others_cpu_share": others / (wall * ncpu), "machine_busy_share": busy / (wall * ncpu)}

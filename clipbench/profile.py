@@ -27,7 +27,10 @@ def summarise(path: Path, top: int = 25) -> dict[str, list[tuple[str, float]]]:
         self_c[frames[-1]] += n
         for f in set(frames):
             incl_c[f] += n
-    share = lambda c: [(name, n / max(total, 1)) for name, n in c.most_common(top)]  # noqa: E731
+
+    def share(counts: Counter[str]) -> list[tuple[str, float]]:
+        return [(name, n / max(total, 1)) for name, n in counts.most_common(top)]
+
     return {"samples": [("total", float(total))], "self": share(self_c), "inclusive": share(incl_c)}
 
 

@@ -13,17 +13,20 @@ the "before" and "after" are measured by the same harness.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
+from clipbench.payloads import photographic_jpeg
 from clipbench.procstat import CpuWindow
 from triton_clip.local import free_port, stop_process, wait_http
 from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install
@@ -31,7 +34,8 @@ from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, insta
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "clip-tiny"
 _EXPORT = (
-    "import sys, open_clip; from pathlib import Path; open_clip.add_model_config(Path('tests/fixtures/clip-tiny.json'));"
+    "import sys, open_clip; from pathlib import Path;"
+    "open_clip.add_model_config(Path('tests/fixtures/clip-tiny.json'));"
     "from triton_clip.export import ExportRequest, export_version;"
     "export_version(ExportRequest('clip-tiny', 'none', 'cpu', cpu_threads=1), Path(sys.argv[1]))"
 )
@@ -55,17 +59,8 @@ wrk.headers["Content-Type"] = "application/json"
 
 
 def photo_jpeg(width: int = 640, height: int = 480, seed: int = 0) -> bytes:
-    """A photographic JPEG (skimage's astronaut plus sensor-like noise): 72 KB, 96 KB as base64 (the issue's is 97 KB)."""
-    import numpy as np
-    from PIL import Image
-    from skimage import data
-
-    base = Image.fromarray(data.astronaut()).resize((width, height), Image.Resampling.BICUBIC)
-    noise = np.random.default_rng(seed).normal(0.0, 5.0, (height, width, 3))
-    pixels = np.clip(np.asarray(base, dtype=np.float32) + noise, 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "JPEG", quality=86)
-    return buf.getvalue()
+    """The benchmarks' photographic JPEG at 5.0 noise / quality 86: 72 KB, 96 KB as base64 (the issue's is 97 KB)."""
+    return photographic_jpeg(width, height, seed, noise_sd=5.0, quality=86)
 
 
 @dataclass
@@ -94,7 +89,7 @@ class Service:
         self.triton: TritonProcess | None = None
         self.gateway: subprocess.Popen | None = None
 
-    def __enter__(self) -> Service:
+    def __enter__(self) -> Self:
         repo = self.work / "model_repository"
         py = {**os.environ, "PYTHONPATH": str(self.code_root)}
         subprocess.run([sys.executable, "-c", _EXPORT, str(repo)], cwd=self.code_root, env=py, check=True,
@@ -125,7 +120,7 @@ class Service:
 
 
 def _latency_ms(text: str, pct: str) -> float:
-    m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
     if not m:
         return float("nan")
     return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
@@ -141,27 +136,40 @@ def measure(service: Service, scenario: str, lua: Path, seconds: float, connecti
             profile: Path | None = None) -> Result:
     """One wrk run; CPU counted over exactly the wrk process's lifetime."""
     window = CpuWindow(service.roots())
+    children0 = _children_cpu_s()
     window.start()
     proc, _ = run_wrk(service.base_url, lua, seconds, connections)
-    window.roots["wrk"] = proc.pid
     spy = _py_spy(service.gateway.pid, profile, seconds) if profile else None
     out, _ = proc.communicate(timeout=seconds + 60)
-    cpu = window.stop()
+    wrk_s = _children_cpu_s() - children0  # wrk is the only child reaped in the window (py-spy after it)
+    cpu = window.stop(also_ours=wrk_s)
     if spy is not None:
         spy.wait(timeout=60)
-    done = re.search(r"(\d+) requests in ([\d.]+)(s|m)", out)
-    if proc.returncode != 0 or not done:
+    if proc.returncode != 0:
         raise RuntimeError(f"wrk failed:\n{out}")
-    requests = int(done.group(1))
-    errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
-    errors += sum(int(x) for x in re.findall(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                                             out)[0]) if "Socket errors" in out else 0
+    requests, errors = parse_wrk(out)
     per = 1000.0 / max(requests, 1)
     service_s = cpu["gateway_cpu_s"] + cpu["triton_cpu_s"]
     return Result(scenario, code, requests, errors, cpu["wall_s"], requests / cpu["wall_s"], service_s * per,
-                  cpu["gateway_cpu_s"] * per, cpu["triton_cpu_s"] * per, cpu.get("wrk_cpu_s", 0.0) * per,
+                  cpu["gateway_cpu_s"] * per, cpu["triton_cpu_s"] * per, wrk_s * per,
                   cpu["others_cpu_share"], _latency_ms(out, "50"), _latency_ms(out, "99"),
                   {"machine_busy_share": cpu["machine_busy_share"]})
+
+
+def parse_wrk(out: str) -> tuple[int, int]:
+    """(completed requests, failed ones: non-2xx answers plus socket errors) from wrk's summary."""
+    done = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", out)
+    if not done:
+        raise RuntimeError(f"no summary in wrk's output:\n{out}")
+    errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors += sum(int(x) for x in sockets.groups()) if sockets else 0
+    return int(done.group(1)), errors
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _py_spy(pid: int, out: Path, seconds: float) -> subprocess.Popen:
@@ -185,7 +193,8 @@ def write_lua(work: Path, scenario: str) -> Path:
 
 
 def run(code_roots: dict[str, Path], scenarios: list[str], seconds: float, connections: int, rounds: int,
-        warmup_s: float, profile_dir: Path | None, env: dict[str, str], progress=print) -> list[Result]:  # noqa: ANN001
+        warmup_s: float, profile_dir: Path | None, env: dict[str, str],
+        progress: Callable[[str], object] = print) -> list[Result]:
     """Each code root gets its own service; rounds alternate between them so drift hits both alike."""
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="serving-cost-") as tmp:
@@ -232,8 +241,48 @@ def save(results: list[Result], path: Path, meta: dict) -> None:
     path.write_text(json.dumps({"meta": meta, "results": [asdict(r) for r in results]}, indent=2))
 
 
+def decode_floor_ms(size: int = 64, reps: int = 60) -> dict[str, float]:
+    """CPU ms of the exact decode path alone for the benchmark JPEG, in this process (the image floor)."""
+    import statistics
+
+    from gateway.images.decode import Preprocess, decode_base64, image_to_tensor
+
+    value, cfg = base64.b64encode(photo_jpeg()).decode(), Preprocess(size)
+
+    def once() -> float:
+        start = time.process_time()
+        image_to_tensor(decode_base64(value), cfg, max_pixels=10**8)
+        return (time.process_time() - start) * 1000
+
+    once()
+    return {"image_size": size, "decode_preprocess_ms": statistics.median(once() for _ in range(reps))}
+
+
+def load(path: Path) -> list[Result]:
+    return [Result(**r) for r in json.loads(path.read_text())["results"]]
+
+
 def machine() -> dict[str, object]:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), "?")
     return {"cpu": model, "nproc": os.cpu_count(), "python": sys.version.split()[0],
             "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def medians(results: list[Result]) -> str:
+    """Median over rounds per (code, request): the numbers to quote, with the range of others' CPU."""
+    import statistics
+
+    lines = ["| code | request | rounds | core-ms/req (median) | gateway | triton | req/s | others' CPU |",
+             "|---|---|---|---|---|---|---|---|"]
+    for key in dict.fromkeys((r.code, r.scenario) for r in results):
+        rs = [r for r in results if (r.code, r.scenario) == key]
+
+        def med(attr: str, rs: list[Result] = rs) -> float:
+            return statistics.median(getattr(r, attr) for r in rs)
+
+        others = [r.others_cpu_share for r in rs]
+        lines.append(f"| {key[0]} | {key[1]} | {len(rs)} | **{med('core_ms_per_request'):.3f}** | "
+                     f"{med('gateway_core_ms'):.3f} | {med('triton_core_ms'):.3f} | {med('rps'):,.0f} | "
+                     f"{min(others):.0%}–{max(others):.0%} |")
+    return "\n".join(lines)

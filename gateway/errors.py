@@ -160,9 +160,13 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     return json_response(422, {"detail": _jsonable_errors(list(exc.errors()))})
 
 
+def http_error_response(exc: StarletteHTTPException) -> Response:
+    return json_response(exc.status_code, {"message": str(exc.detail)}, dict(exc.headers or {}))
+
+
 async def _http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    return json_response(exc.status_code, {"message": str(exc.detail)}, dict(exc.headers or {}))
+    return http_error_response(exc)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

@@ -18,6 +18,7 @@ from gateway import logs
 from gateway.auth import KeyChecker
 from gateway.deps import AppState
 from gateway.errors import install_error_handlers
+from gateway.fastpath import ClipFastPath
 from gateway.images.fetch import ImageFetcher, UrlPolicy
 from gateway.metrics import Metrics, forget_dead_workers, worker_stopped
 from gateway.middleware import GatewayMiddleware, RouteSet
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, fetcher: ImageFetcher | None = 
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.add_middleware(ClipFastPath)  # inside GatewayMiddleware: ids, logs, metrics and limits still apply
     app.add_middleware(GatewayMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes,
                        max_inflight=settings.max_inflight, routes=route_set(app))
     return app

@@ -138,7 +138,8 @@ class TritonClient:
         self.timeout_s = timeout_s
         self.endpoints = Endpoints(url)
         self._client = grpcclient.InferenceServerClient(url=self.endpoints.target, channel_args=channel_args())
-        self._stub = self._client._client_stub  # the same channel; used raw on the hot path (see _infer_one)
+        self._stub = self._client._client_stub  # the same channel; used raw on the hot path (see _request)
+        self._templates: dict[tuple[str, str, str, str], service_pb2.ModelInferRequest] = {}
         self._retired: list[grpcclient.InferenceServerClient] = []
 
     async def close(self) -> None:
@@ -182,20 +183,32 @@ class TritonClient:
         except InferenceServerException:
             return False
 
+    def _request(self, model: str, input_name: str, output_name: str, batch: np.ndarray) -> service_pb2.ModelInferRequest:
+        """The ModelInferRequest `client.infer` would send, built from a per-model template.
+
+        No InferInput/InferResult objects and one copy of the tensor: tritonclient's per-call wrappers
+        and building the nested protobuf were a measurable share of a short request's CPU
+        (docs/benchmarks.md, "Serving cost"); copying a template is about half the cost of building it.
+        """
+        datatype = "UINT8" if batch.dtype == np.uint8 else "INT64"
+        key = (model, input_name, output_name, datatype)
+        template = self._templates.get(key)
+        if template is None:
+            template = service_pb2.ModelInferRequest(
+                model_name=model, inputs=[service_pb2.ModelInferRequest.InferInputTensor(name=input_name, datatype=datatype)],
+                outputs=[service_pb2.ModelInferRequest.InferRequestedOutputTensor(name=output_name)])
+            # `timeout` (µs) overrides the queue policy's default_timeout_microseconds (the exporter sets
+            # allow_timeout_override): Triton drops a request still queued when the gateway stops waiting.
+            template.parameters["timeout"].int64_param = int(self.timeout_s * 1_000_000)
+            self._templates[key] = template
+        request = service_pb2.ModelInferRequest()
+        request.CopyFrom(template)
+        request.inputs[0].shape.extend(batch.shape)
+        request.raw_input_contents.append(batch.tobytes())
+        return request
+
     async def _infer_one(self, model: str, input_name: str, output_name: str, batch: np.ndarray) -> np.ndarray:
-        # The protobuf is built directly (no InferInput/InferResult objects, one copy of the tensor):
-        # tritonclient's per-call wrappers were a measurable share of a short request's CPU
-        # (docs/benchmarks.md, "serving cost"). Same request on the wire as `client.infer`.
-        request = service_pb2.ModelInferRequest(
-            model_name=model,
-            inputs=[service_pb2.ModelInferRequest.InferInputTensor(
-                name=input_name, datatype="UINT8" if batch.dtype == np.uint8 else "INT64", shape=batch.shape)],
-            outputs=[service_pb2.ModelInferRequest.InferRequestedOutputTensor(name=output_name)],
-            raw_input_contents=[batch.tobytes()],
-        )
-        # `timeout` (µs) overrides the queue policy's default_timeout_microseconds (the exporter sets
-        # allow_timeout_override): Triton drops a request still queued when the gateway stops waiting.
-        request.parameters["timeout"].int64_param = int(self.timeout_s * 1_000_000)
+        request = self._request(model, input_name, output_name, batch)
         try:
             response = await self._stub.ModelInfer(request, timeout=self.timeout_s)
         except grpc.RpcError as exc:
