@@ -67,6 +67,7 @@ class Servers:
         return f"127.0.0.1:{self.ports['grpc']}"
 
     def start(self) -> None:
+        from triton_clip.launch import start_gateway
         from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install
 
         install(DEFAULT_HOME)
@@ -75,9 +76,7 @@ class Servers:
                                     log_file=self.out / "tritonserver.log")
         env = dict(os.environ, GATEWAY_TRITON_URL=self.grpc_url, CLIP_VERSION_ID=self.version,
                    GATEWAY_MAX_INFLIGHT="512", **self.gateway_env)
-        gw = subprocess.Popen([sys.executable, "-m", "uvicorn", "gateway.main:create_app", "--factory", "--host",
-                               "127.0.0.1", "--port", str(p["gateway"]), "--no-access-log"], cwd=ROOT, env=env,
-                              stdout=_log(self.out / "gateway.log"), stderr=subprocess.STDOUT)
+        gw = start_gateway(env, port=p["gateway"], log_file=self.out / "gateway.log", ready_timeout_s=None).proc
         configs = [a for c in self.model_configs for a in ("--model-config", str(c))]
         naive = subprocess.Popen([sys.executable, "-m", "clipbench.naive", "--version", self.version, "--pretrained",
                                   "none", "--port", str(p["naive"]), *configs], cwd=ROOT,

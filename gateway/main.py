@@ -2,7 +2,7 @@
 
 The URL fetcher and the Triton client can be injected (tests: fakes that record calls).
 
-Run: `uvicorn gateway.main:create_app --factory --host 127.0.0.1 --port 9001`.
+Run: `python -m gateway.serve --host 127.0.0.1 --port 9001` (GATEWAY_WORKERS processes).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from gateway.deps import AppState
 from gateway.errors import install_error_handlers
 from gateway.fastpath import ClipFastPath
 from gateway.images.fetch import ImageFetcher, UrlPolicy
-from gateway.metrics import Metrics
+from gateway.metrics import Metrics, forget_dead_workers, worker_stopped
 from gateway.middleware import GatewayMiddleware, RouteSet
 from gateway.routes import clip, ops
 from gateway.service import ClipService
@@ -46,6 +46,8 @@ async def _refresh_forever(service: ClipService, every_s: float) -> None:
     """Follow Triton: pick up versions loaded later, survive its restarts, never crash the app."""
     while True:
         try:
+            forget_dead_workers()
+            await service.triton.follow_replicas()
             await service.refresh_versions()
         except Exception as exc:  # noqa: BLE001 - keep polling whatever Triton does
             log.warning("cannot read served versions from Triton (%s); retrying in %.0fs", type(exc).__name__, every_s)
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None, fetcher: ImageFetcher | None = 
             await url_fetcher.aclose()
             await triton_client.close()
             service.close()
+            worker_stopped()
 
     app = FastAPI(
         title="CLIP embeddings on Triton",

@@ -25,7 +25,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", env_ignore_empty=True)
 
     # --- where Triton is -------------------------------------------------------------------
-    triton_url: str = Field("127.0.0.1:8001", description="Triton gRPC address host:port.")
+    triton_url: str = Field(
+        "127.0.0.1:8001",
+        description="Triton gRPC endpoint(s): `host:port`, a comma list of them, or `dns:///name:port` "
+        "(every address of the name); requests are spread round-robin over all of them.",
+    )
     triton_timeout_s: float = Field(30.0, gt=0, description="Deadline of one Triton inference call.")
     model_refresh_s: float = Field(
         10.0, gt=0, description="How often the served versions are re-read from Triton's repository."
@@ -82,6 +86,16 @@ class Settings(BaseSettings):
     text_cache_size: int = Field(4096, ge=0, description="Text embeddings kept in the LRU cache (0 = off).")
     jpeg_draft: bool = Field(
         False, description="Let libjpeg downscale huge JPEGs while decoding (faster, not bit-exact)."
+    )
+
+    # --- processes ----------------------------------------------------------------------------
+    workers: int = Field(
+        1, ge=0, le=64,
+        description="Gateway worker processes on one port (`python -m gateway.serve`); 0 = one per CPU core of the "
+        "container (the image's default; the chart sets it). In-flight limit, text cache and discovery are per worker.",
+    )
+    metrics_dir: Path | None = Field(
+        None, description="Directory for multi-worker Prometheus files (emptied at start); default: a temp dir.",
     )
 
     # --- auth --------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from tritonclient.grpc._utils import get_error_grpc
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
 from gateway.contract import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, Param, parse_buckets
+from gateway.endpoints import SERVICE_CONFIG, Endpoints
 from gateway.errors import Overloaded, TritonUnavailable
 from gateway.images.decode import Preprocess
 
@@ -122,21 +123,43 @@ def channel_args() -> list[tuple[str, int]]:
         ("grpc.initial_reconnect_backoff_ms", 250),
         ("grpc.min_reconnect_backoff_ms", 250),
         ("grpc.max_reconnect_backoff_ms", 1000),
+        # Round-robin over every replica, one retry of an UNAVAILABLE inference (gateway/endpoints.py).
+        ("grpc.service_config", SERVICE_CONFIG),
+        ("grpc.enable_retries", 1),
+        ("grpc.per_rpc_retry_buffer_size", 64 * 2**20),  # default 256 KiB: an image batch would not be retried
+        ("grpc.dns_min_time_between_resolutions_ms", 2000),
     ]
 
 
 class TritonClient:
-    """One gRPC channel per worker process, created and closed by the app's lifespan."""
+    """One gRPC channel per worker process (over every replica), created and closed by the app's lifespan."""
 
     def __init__(self, url: str, timeout_s: float) -> None:
         self.url = url
         self.timeout_s = timeout_s
-        self._client = grpcclient.InferenceServerClient(url=url, channel_args=channel_args())
+        self.endpoints = Endpoints(url)
+        self._client = grpcclient.InferenceServerClient(url=self.endpoints.target, channel_args=channel_args())
         self._stub = self._client._client_stub  # the same channel; used raw on the hot path (see _request)
         self._templates: dict[tuple[str, str, str, str], service_pb2.ModelInferRequest] = {}
+        self._retired: list[grpcclient.InferenceServerClient] = []
 
     async def close(self) -> None:
-        await self._client.close()
+        for client in (*self._retired, self._client):
+            await client.close()
+
+    async def follow_replicas(self) -> None:
+        """Periodic re-resolution: a new channel when the name's addresses changed (replicas scaled).
+
+        The previous channel is closed one call later, so requests in flight on it finish.
+        """
+        for old in self._retired:
+            await old.close()
+        self._retired = []
+        if self.endpoints.changed():
+            log.info("Triton replicas now %s", ", ".join(sorted(self.endpoints.addresses)))
+            self._retired = [self._client]
+            self._client = grpcclient.InferenceServerClient(url=self.endpoints.target, channel_args=channel_args())
+            self._stub = self._client._client_stub
 
     async def _call(self, coro):  # noqa: ANN001, ANN202 - every RPC gets the same error translation
         try:

@@ -74,7 +74,8 @@ import torch
 ROOT = Path.cwd()
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 from bench import (Point, closed_loop, free_port, jpeg_640x480, stats_delta, stop, summarise, triton_stats,  # noqa: E402
-                   unique_prompt, wait_http)
+                   unique_prompt)
+from triton_clip.launch import start_gateway  # noqa: E402
 from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess  # noqa: E402
 
 repo, out, versions, point_s, workers = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3].split(","), float(sys.argv[4]), sys.argv[5]
@@ -115,10 +116,8 @@ try:
     triton.wait_ready(240)
     env = dict(os.environ, GATEWAY_TRITON_URL=f"127.0.0.1:{ports['grpc']}", CLIP_VERSION_ID=versions[0],
                GATEWAY_MAX_INFLIGHT="2048", GATEWAY_LOG_LEVEL="WARNING", GATEWAY_CPU_WORKERS="4")
-    gw = subprocess.Popen([sys.executable, "-m", "uvicorn", "gateway.main:create_app", "--factory", "--host", "127.0.0.1",
-                           "--port", str(ports["gw"]), "--no-access-log", "--workers", workers], env=env,
-                          stdout=open(out / "gateway.log", "ab"), stderr=subprocess.STDOUT)
-    wait_http(f"http://127.0.0.1:{ports['gw']}/readiness", 120, gw)
+    gw = start_gateway(env, port=ports["gw"], workers=int(workers), log_file=out / "gateway.log",
+                       ready_timeout_s=120).proc
 
     async def main() -> None:
         import httpx

@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
 """Soak: a bounded mixed load against gateway + Triton, sampling RSS of every process over time.
 
-    .venv/bin/python scripts/soak.py [--minutes 10] [--concurrency 8] [--version ViT-B-32 | --tiny]
+    .venv/bin/python scripts/soak.py [--minutes 10] [--concurrency 8] [--workers 2] [--version ViT-B-32 | --tiny]
                                      [--repository DIR] [--csv results/soak.csv] [--png docs/soak.png] [--md docs/soak.md]
 
 Starts its own Triton (127.0.0.1, free ports) on the repository (exported with random weights if missing;
 `--tiny` uses the test suite's tiny CLIP) and its own gateway, then runs a closed-loop mixed load
 (embed_image 640x480 / 1280x720 / 1-4 images, embed_text unique and repeated prompts and lists, compare
 with repeated class prompts; JPEG sizes mixed) with `--concurrency` workers for `--minutes`. Every
-`--interval` seconds it samples, from /proc, the RSS of the gateway (uvicorn), tritonserver and each
+`--interval` seconds it samples, from /proc, the RSS, open file descriptors and threads of the gateway
+(the `python -m gateway.serve` master and each of its `--workers` worker processes), tritonserver and each
 Python-backend stub (the server's child processes), and the request counts. Writes the CSV, a PNG
-(RSS per process + throughput over time) and a markdown summary (first/last/peak RSS, growth after
-warm-up, the linear slope over the second half, request and error counts). Stops its servers by PID.
+(RSS per process + throughput over time) and a markdown summary (latency per route; first/last/peak
+RSS, fds and threads, growth after warm-up and over the second half, the linear slope over the second
+half; request and error counts). Stops its servers by PID.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import datetime as dt
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,40 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from clipbench.servers import free_port, stop, wait_http  # noqa: E402 - same helpers as the benchmark
+from procfs import children, cmdline, fds, rss_mb, threads, tree  # noqa: E402
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * PAGE / 2**20
-    except OSError:
-        return float("nan")
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            out.append(int(entry))
-    return out
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+from triton_clip.launch import start_gateway  # noqa: E402 - after the sys.path line (run as a script from a checkout)
+from triton_clip.local import free_port  # noqa: E402 - after the sys.path line (run as a script from a checkout)
 
 
 def stub_label(pid: int) -> str:
@@ -78,16 +49,6 @@ def stub_label(pid: int) -> str:
         if "/1/model.py" in part or part.endswith("model.py"):
             return "stub:" + Path(part).parent.parent.name
     return f"child:{pid}"
-
-
-def tree(pid: int) -> list[int]:
-    """pid and all its descendants (the stubs run under `bash -c`, so walk the whole tree)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children(p)
-    return out
 
 
 def jpegs() -> list[str]:
@@ -101,7 +62,9 @@ CLASSES = [f"a photo of a {n}" for n in ("dog", "cat", "car", "bicycle", "person
                                           "airplane", "bird", "horse", "pizza", "laptop", "chair")]
 
 
-async def load(base: str, concurrency: int, seconds: float, counters: dict, rng: random.Random) -> None:
+async def load(base: str, concurrency: int, seconds: float, counters: dict, rng: random.Random,
+               latencies: dict[str, list[float]]) -> None:
+    """The mixed scenario: images of mixed sizes and counts, unique and listed texts, compare with class prompts."""
     import httpx
 
     images = jpegs()
@@ -131,6 +94,7 @@ async def load(base: str, concurrency: int, seconds: float, counters: dict, rng:
         async def worker() -> None:
             while time.monotonic() < deadline:
                 route, payload = body()
+                start = time.perf_counter()
                 try:
                     r = await client.post(f"/clip/{route}", content=payload, headers=headers)
                     ok = r.status_code == 200
@@ -138,20 +102,33 @@ async def load(base: str, concurrency: int, seconds: float, counters: dict, rng:
                     ok = False
                 counters["ok" if ok else "errors"] += 1
                 counters[route] = counters.get(route, 0) + 1
+                if ok:
+                    latencies.setdefault(route, []).append(time.perf_counter() - start)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def sampler(pids: dict[str, int], triton_pid: int, interval: float, seconds: float, counters: dict,
+def processes(gateway_pid: int, triton_pid: int) -> dict[str, int]:
+    """Every process of the service by a stable name: gateway (master), gateway-w<i> (workers), tritonserver."""
+    named = {"gateway": gateway_pid, "tritonserver": triton_pid}
+    workers = sorted(p for p in children(gateway_pid) if "spawn_main" in cmdline(p))
+    named.update({f"gateway-w{i + 1}": pid for i, pid in enumerate(workers)})
+    return named
+
+
+async def sampler(gateway_pid: int, triton_pid: int, interval: float, seconds: float, counters: dict,
                   rows: list[dict], t0: float) -> None:
     deadline = time.monotonic() + seconds
     while True:
         row = {"t_s": round(time.monotonic() - t0, 1), "ok": counters["ok"], "errors": counters["errors"]}
+        pids = processes(gateway_pid, triton_pid)
         for name, pid in pids.items():
             row[name] = round(rss_mb(pid), 1)
+            row[f"fd:{name}"], row[f"threads:{name}"] = fds(pid), threads(pid)
         stubs = [p for p in tree(triton_pid) if p != triton_pid and "triton_python_backend_stub" in cmdline(p)]
         for p in stubs:
             row[stub_label(p)] = round(rss_mb(p), 1)
+            row[f"threads:{stub_label(p)}"] = threads(p)
         row["triton_total"] = round(row["tritonserver"] + sum(rss_mb(p) for p in stubs), 1)
         rows.append(row)
         if time.monotonic() >= deadline:
@@ -159,25 +136,47 @@ async def sampler(pids: dict[str, int], triton_pid: int, interval: float, second
         await asyncio.sleep(interval)
 
 
-def summarise(rows: list[dict], args: argparse.Namespace, info: dict) -> tuple[str, list[str]]:
-    cols = [c for c in rows[0] if c not in ("t_s", "ok", "errors")]
+def _row(c: str, t: np.ndarray, v: np.ndarray, warm: np.ndarray, half: np.ndarray) -> str:
+    vw, vh = v[warm], v[half]
+    ok = half.sum() > 2 and not np.isnan(vh).any()
+    slope = float(np.polyfit(t[half], vh, 1)[0] * 60) if ok else float("nan")
+    growth = (vh[-1] - vh[0]) / vh[0] * 100 if ok and vh[0] else float("nan")
+    return (f"| {c} | {v[0]:.0f} | {vw[0]:.0f} | {v[-1]:.0f} | {np.nanmax(v):.0f} | {vw[-1] - vw[0]:+.0f} "
+            f"| {growth:+.1f} % | {slope:+.2f} |")
+
+
+def latency_table(latencies: dict[str, list[float]]) -> list[str]:
+    lines = ["| route | requests | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|---|"]
+    for route, values in sorted(latencies.items()):
+        ms = np.array(values) * 1000
+        lines.append(f"| {route} | {len(ms)} | {np.percentile(ms, 50):.1f} | {np.percentile(ms, 95):.1f} "
+                     f"| {np.percentile(ms, 99):.1f} |")
+    return lines
+
+
+def summarise(rows: list[dict], args: argparse.Namespace, info: dict,
+              latencies: dict[str, list[float]]) -> tuple[str, list[str]]:
+    cols = list(dict.fromkeys(c for r in rows for c in r if c not in ("t_s", "ok", "errors")))
     t = np.array([r["t_s"] for r in rows])
     warm = t >= min(60.0, t[-1] / 5)  # growth after warm-up (first minute: allocators, caches fill)
     half = t >= t[-1] / 2
-    lines = ["| process | first MB | after warm-up MB | last MB | peak MB | growth after warm-up MB | slope 2nd half MB/min |",
-             "|---|---|---|---|---|---|---|"]
-    for c in cols:
-        v = np.array([r.get(c, np.nan) for r in rows], dtype=float)
-        vw = v[warm]
-        slope = float(np.polyfit(t[half], v[half], 1)[0] * 60) if half.sum() > 2 and not np.isnan(v[half]).any() else float("nan")
-        lines.append(f"| {c} | {v[0]:.0f} | {vw[0]:.0f} | {v[-1]:.0f} | {np.nanmax(v):.0f} | {vw[-1] - vw[0]:+.0f} | {slope:+.2f} |")
+    head = "| {} | first | after warm-up | last | peak | growth after warm-up | growth 2nd half | slope 2nd half /min |"
+    sep = "|---|---|---|---|---|---|---|---|"
+    tables = {"RSS (MiB)": [c for c in cols if ":" not in c or c.startswith("stub:")],
+              "open file descriptors": [c for c in cols if c.startswith("fd:")],
+              "threads": [c for c in cols if c.startswith("threads:")]}
+    lines: list[str] = []
+    for title, names in tables.items():
+        lines += ["", f"{title}:", "", head.format("process"), sep]
+        lines += [_row(c, t, np.array([r.get(c, np.nan) for r in rows], dtype=float), warm, half) for c in names]
     last = rows[-1]
     total = last["ok"] + last["errors"]
-    head = [f"Run: {info['utc']}, {args.minutes:g} min, {args.concurrency} concurrent clients, model {info['model']}, "
-            f"{total} requests ({last['ok'] / max(t[-1], 1):.2f} req/s), {last['errors']} errors; by route: "
-            f"{json.dumps(info['routes'])}.", "",
-            f"Command: `{info['command']}`", ""]
-    return "\n".join(head + lines) + "\n", cols
+    text = [f"Run: {info['utc']}, {args.minutes:g} min, {args.concurrency} concurrent clients, mixed scenario, model "
+            f"{info['model']}, gateway workers {args.workers}, {total} requests ({last['ok'] / max(t[-1], 1):.2f} req/s), "
+            f"{last['errors']} errors; by route: {json.dumps(info['routes'])}.", "",
+            f"Command: `{info['command']}`", "", "Latency per route (successful requests):", "",
+            *latency_table(latencies)]
+    return "\n".join(text + lines) + "\n", tables["RSS (MiB)"]
 
 
 def plot(rows: list[dict], cols: list[str], path: Path, title: str) -> None:
@@ -208,11 +207,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2, help="gateway worker processes (GATEWAY_WORKERS)")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between RSS samples")
     parser.add_argument("--version", default="ViT-B-32")
     parser.add_argument("--tiny", action="store_true", help="the test suite's tiny random CLIP (fast, small)")
     parser.add_argument("--repository", type=Path, default=None)
-    out = ROOT / "results" / f"soak-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
+    out = ROOT / "results" / f"soak-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
     parser.add_argument("--csv", type=Path, default=out / "soak.csv")
     parser.add_argument("--png", type=Path, default=out / "soak.png")
     parser.add_argument("--md", type=Path, default=out / "soak.md")
@@ -243,14 +243,13 @@ def main() -> int:
         server.wait_ready(300)
         env = dict(os.environ, GATEWAY_TRITON_URL=f"127.0.0.1:{ports[1]}", CLIP_VERSION_ID=version,
                    GATEWAY_LOG_LEVEL="WARNING", GATEWAY_MAX_INFLIGHT="256")
-        gateway = subprocess.Popen([sys.executable, "-m", "uvicorn", "gateway.main:create_app", "--factory", "--host",
-                                    "127.0.0.1", "--port", str(ports[3]), "--no-access-log"], cwd=ROOT, env=env,
-                                   stdout=open(logdir / "soak-gateway.log", "ab"), stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{ports[3]}"
-        wait_http(f"{base}/readiness", 120, gateway)
+        gateway = start_gateway(env, port=ports[3], workers=args.workers, log_file=logdir / "soak-gateway.log",
+                                ready_timeout_s=120)
+        base = gateway.base_url
         print(f"soak: {version}, {args.concurrency} clients for {args.minutes:g} min against {base}; "
               f"gateway pid {gateway.pid}, tritonserver pid {server.pid}")
         counters = {"ok": 0, "errors": 0}
+        latencies: dict[str, list[float]] = {}
         rows: list[dict] = []
         seconds = args.minutes * 60
         t0 = time.monotonic()
@@ -265,26 +264,26 @@ def main() -> int:
                           flush=True)
 
             await asyncio.gather(
-                load(base, args.concurrency, seconds, counters, random.Random(0)),
-                sampler({"gateway": gateway.pid, "tritonserver": server.pid}, server.pid, args.interval,
-                        seconds, counters, rows, t0),
+                load(base, args.concurrency, seconds, counters, random.Random(0), latencies),
+                sampler(gateway.pid, server.pid, args.interval, seconds, counters, rows, t0),
                 progress())
 
         asyncio.run(run())
         rows.append({**rows[-1], "t_s": round(time.monotonic() - t0, 1), "ok": counters["ok"],
                      "errors": counters["errors"]})
     finally:
-        stop(gateway)
+        if gateway is not None:
+            gateway.stop()
         server.stop()
     fields = list(dict.fromkeys(k for r in rows for k in r))
     with open(args.csv, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    info = {"utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    info = {"utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "model": f"{version} (random init)", "routes": {k: v for k, v in counters.items() if k not in ("ok", "errors")},
             "command": " ".join([".venv/bin/python", "scripts/soak.py", *sys.argv[1:]])}
-    table, cols = summarise(rows, args, info)
+    table, cols = summarise(rows, args, info, latencies)
     plot(rows, cols, args.png, f"Soak: RSS over time, {info['model']}, {args.concurrency} clients")
     args.md.write_text(table)
     print(table)

@@ -8,14 +8,14 @@ the same seed.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from triton_clip.launch import Gateway
+from triton_clip.launch import start_gateway as launch_gateway
 from triton_clip.local import free_port, stop_process, wait_http  # noqa: F401 - re-exported to tests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +70,7 @@ def triton(tiny_repository, tmp_path_factory) -> Iterator[TritonEndpoints]:
     server = TritonProcess(opts, log_file=log_file)
     try:
         server.wait_ready(180)
-        yield TritonEndpoints(server, f"127.0.0.1:{opts.http_port}", f"127.0.0.1:{opts.grpc_port}", log_file)
+        yield TritonEndpoints(server, f"127.0.0.1:{opts.http_port}", opts.grpc_url, log_file)
     finally:
         server.stop()
 
@@ -83,28 +83,13 @@ def gateway_env(triton: TritonEndpoints, **extra: str) -> dict[str, str]:
     return env
 
 
-@dataclass
-class GatewayServer:
-    base_url: str
-    proc: subprocess.Popen
-    log_file: Path
+GatewayServer = Gateway  # base_url, proc, log_file
 
 
-def start_gateway(triton: TritonEndpoints, log_file: Path, **extra_env: str) -> GatewayServer:
-    port = free_port()
-    out = open(log_file, "ab")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "gateway.main:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log"],
-        cwd=ROOT, env=gateway_env(triton, **extra_env), stdout=out, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base}/readiness", 60, proc)
-    except Exception:
-        proc.terminate()
-        raise
-    return GatewayServer(base, proc, log_file)
+def start_gateway(triton: TritonEndpoints, log_file: Path, workers: int | None = None, access_log: bool = False,
+                  **extra_env: str) -> Gateway:
+    """The gateway as every launcher starts it (triton_clip/launch.py), in front of `triton`, ready."""
+    return launch_gateway(gateway_env(triton, **extra_env), workers=workers, log_file=log_file, access_log=access_log)
 
 
 @pytest.fixture(scope="session")

@@ -12,17 +12,15 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
-import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from triton_clip.local import exit_cause, http_ok, kill_group, port_in_use, start_group, stop_process, wait_http
 
 log = logging.getLogger("triton_clip.server")
 
@@ -83,6 +81,19 @@ class TritonOptions:
     log_verbose: int = 0
     extra_args: list[str] = field(default_factory=list)
 
+    @property
+    def local_host(self) -> str:
+        """Where a client on this machine reaches it (0.0.0.0 is not an address to connect to)."""
+        return "127.0.0.1" if self.host == "0.0.0.0" else self.host
+
+    @property
+    def ready_url(self) -> str:
+        return f"http://{self.local_host}:{self.http_port}/v2/health/ready"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.local_host}:{self.grpc_port}"
+
 
 def environment(home: Path = DEFAULT_HOME) -> dict[str, str]:
     """PATH/LD_LIBRARY_PATH that make the stub run this interpreter's Python and packages."""
@@ -105,65 +116,54 @@ def command(opts: TritonOptions, home: Path = DEFAULT_HOME) -> list[str]:
     ]
 
 
-def _port_in_use(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex((host if host != "0.0.0.0" else "127.0.0.1", port)) == 0
-
-
 class TritonProcess:
-    """A running tritonserver started by us; stopped by PID, never by name."""
+    """A running tritonserver started by us, in its own process group; stopped by PID, never by name."""
 
     def __init__(self, opts: TritonOptions, log_file: Path | None = None, home: Path = DEFAULT_HOME) -> None:
         for port in (opts.http_port, opts.grpc_port, opts.metrics_port):
-            if _port_in_use(opts.host, port):  # else readiness checks would see someone else's server
+            if port_in_use(opts.host, port):  # else readiness checks would see someone else's server
                 raise RuntimeError(f"{opts.host}:{port} is already in use; pick other Triton ports.")
         self.opts = opts
         self.log_file = log_file
-        out = open(log_file, "ab") if log_file else None  # noqa: SIM115 - owned by the process lifetime
-        self.proc = subprocess.Popen(command(opts, home), env=environment(home), stdout=out or None,
-                                     stderr=subprocess.STDOUT if out else None, start_new_session=True)
+        self._log_start = log_file.stat().st_size if log_file and log_file.exists() else 0  # this run's lines only
+        self.proc = start_group(command(opts, home), env=environment(home), log_file=log_file)
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
-    def ready(self) -> bool:
-        url = f"http://{self.opts.host}:{self.opts.http_port}/v2/health/ready"
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own loopback server
-                return response.status == 200
-        except OSError:
-            return False
+    @property
+    def ready_url(self) -> str:
+        return self.opts.ready_url
+
+    def ready(self, timeout_s: float = 1.0) -> bool:
+        return http_ok(self.ready_url, timeout_s)
 
     def wait_ready(self, timeout_s: float = 180.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"tritonserver exited with code {self.proc.returncode}{self._tail()}")
-            if self.ready():
-                return
-            time.sleep(0.25)
-        self.stop()
-        raise TimeoutError(f"tritonserver not ready after {timeout_s:.0f}s{self._tail()}")
+        try:
+            wait_http(self.ready_url, timeout_s, self.proc)
+        except RuntimeError:
+            self.kill()  # its stubs too
+            raise RuntimeError(f"tritonserver {exit_cause(self.proc.returncode)}{self.tail()}") from None
+        except TimeoutError:
+            self.stop()
+            raise TimeoutError(f"tritonserver not ready after {timeout_s:.0f}s{self.tail()}") from None
 
-    def _tail(self) -> str:
-        if self.log_file and self.log_file.exists():
-            return "\n--- tritonserver log (tail) ---\n" + "\n".join(self.log_file.read_text(errors="replace").splitlines()[-30:])
-        return ""
+    def tail(self, lines: int = 30, errors_only: bool = False) -> str:
+        """The end of this run's log; `errors_only`: its error lines (E...) and the final one (the cause)."""
+        if not (self.log_file and self.log_file.exists()):
+            return ""
+        with open(self.log_file, "rb") as f:
+            f.seek(self._log_start)
+            text = f.read().decode(errors="replace").splitlines()
+        if errors_only:
+            text = [line for line in text if line[:1] == "E" and line[1:5].isdigit()] + text[-1:]
+        return "\n--- tritonserver log ---\n" + "\n".join(text[-lines:])
 
     def stop(self, timeout_s: float = 20.0) -> None:
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: the stubs go with it
-            self.proc.wait()
+        """SIGTERM (Triton unloads its models), SIGKILL of the whole group after `timeout_s`."""
+        stop_process(self.proc, timeout_s)
 
     def kill(self) -> None:
-        """Abrupt death (outage tests): the whole process group, stubs included."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        """Abrupt death (outage tests, crash clean-up): the whole process group, stubs included."""
+        kill_group(self.proc)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.deps import State
 from gateway.errors import json_response
+from gateway.metrics import exposition
 
 router = APIRouter(tags=["operations"])
 
@@ -39,4 +40,4 @@ async def info(state: State) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(state: State) -> Response:
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(state.metrics), media_type=CONTENT_TYPE_LATEST)

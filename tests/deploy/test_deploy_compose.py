@@ -351,3 +351,16 @@ def test_locust_runs_headless_against_the_gateway(full):
     mounts = {v["target"]: v for v in locust["volumes"]}
     assert Path(mounts["/mnt/locust"]["source"]) == REPO / "scripts" and mounts["/mnt/locust"]["read_only"]
     assert env["LOCUST_LOCUSTFILE"] == "/mnt/locust/locustfile.py"
+
+
+def test_triton_can_be_scaled_behind_one_name(compose_config):
+    """`--scale triton=2`: published ports given as ranges, and the gateway targets the service's DNS name
+    (gRPC resolves it to every container and round-robins; see gateway/endpoints.py)."""
+    ranges = {"TRITON_HTTP_PORT": "8000-8003", "TRITON_GRPC_PORT": "8004-8007", "TRITON_METRICS_PORT": "8008-8011"}
+    services = compose_config((), env=ranges)["services"]
+    published = {p["target"]: p["published"] for p in services["triton"]["ports"]}
+    assert published == {8000: "8000-8003", 8001: "8004-8007", 8002: "8008-8011"}
+    assert "container_name" not in services["triton"]  # a fixed name would forbid a second container
+    target = services["gateway"]["environment"]["GATEWAY_TRITON_URL"]
+    assert target == f"triton:{TRITON_GRPC_PORT}" and "," not in target
+    assert services["gateway"]["environment"]["GATEWAY_WORKERS"] == "0"

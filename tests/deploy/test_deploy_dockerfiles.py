@@ -126,7 +126,7 @@ def test_gateway_image_has_no_torch():
 def test_gateway_image_command_and_port():
     steps = dict(instructions(DOCKERFILES["gateway"]))
     cmd = json.loads(steps["CMD"])
-    assert cmd[:3] == ["uvicorn", "gateway.main:create_app", "--factory"]
+    assert cmd[:3] == ["python", "-m", "gateway.serve"]  # the one launcher (GATEWAY_WORKERS processes)
     assert cmd[cmd.index("--port") + 1] == "9001" and steps["EXPOSE"] == "9001"
     assert "127.0.0.1:9001/readiness" in steps["HEALTHCHECK"]
 

@@ -184,7 +184,7 @@ def test_default_objects(manifests):
     kinds = sorted(d["kind"] for d in manifests["default"])
     assert kinds == sorted([
         "ServiceAccount", "PersistentVolumeClaim", "Job", "ConfigMap",
-        "Deployment", "Deployment", "Service", "Service", "PodDisruptionBudget", "PodDisruptionBudget",
+        "Deployment", "Deployment", "Service", "Service", "Service", "PodDisruptionBudget", "PodDisruptionBudget",
         "HorizontalPodAutoscaler", "Pod",
     ])
     hpa = one(manifests["default"], "HorizontalPodAutoscaler")
@@ -192,20 +192,30 @@ def test_default_objects(manifests):
 
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)
-def test_gateway_reaches_triton_through_its_service(manifests, value_set):
-    """GATEWAY_TRITON_URL = the Triton Service's name : its grpc port, whose targetPort is the container's."""
+def test_gateway_round_robins_over_triton_pods_through_a_headless_service(manifests, value_set):
+    """GATEWAY_TRITON_URL = dns:///<headless gRPC Service>:<container grpc port>: every Triton pod's address.
+
+    A headless Service's clients connect to the pods themselves, so the port is the container's, not the
+    normal Service's; the normal Service keeps HTTP and metrics (and grpc for other clients).
+    """
     docs = manifests[value_set]
     config = one(docs, "ConfigMap", "gateway")["data"]
-    host, port = config["GATEWAY_TRITON_URL"].rsplit(":", 1)
-    service = one(docs, "Service", "triton")
-    assert host == service["metadata"]["name"]
-    grpc = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")
-    assert int(port) == grpc["port"]
+    target = config["GATEWAY_TRITON_URL"]
+    assert target.startswith("dns:///"), target
+    host, port = target.removeprefix("dns:///").rsplit(":", 1)
+    headless = one(docs, "Service", "triton-grpc")
+    assert host == headless["metadata"]["name"] and headless["spec"]["clusterIP"] == "None"
+    assert [p["name"] for p in headless["spec"]["ports"]] == ["grpc"]
     triton = one(docs, "Deployment", "triton")
-    assert selects({"matchLabels": service["spec"]["selector"]}, triton["spec"]["template"]["metadata"]["labels"])
+    assert selects({"matchLabels": headless["spec"]["selector"]}, triton["spec"]["template"]["metadata"]["labels"])
     container = next(c for c in triton["spec"]["template"]["spec"]["containers"] if c["name"] == "triton")
-    container_port = next(p["containerPort"] for p in container["ports"] if p["name"] == grpc["targetPort"])
+    container_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "grpc")
+    assert int(port) == container_port == headless["spec"]["ports"][0]["port"]
     assert f"--grpc-port={container_port}" in container["args"]
+    normal = one(docs, "Service", "triton")
+    assert normal["spec"].get("clusterIP") != "None"
+    assert {"http", "metrics"} <= {p["name"] for p in normal["spec"]["ports"]}
+    assert int(config["GATEWAY_WORKERS"]) >= 1
 
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)

@@ -9,8 +9,6 @@ wrong, may appear in its log.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import httpx
 import pytest
 
 from gateway.errors import UNAUTHORIZED_MESSAGE
-from tests.conftest import ROOT, GatewayServer, free_port, gateway_env, stop_process, wait_http
+from tests.conftest import GatewayServer, start_gateway, stop_process
 from tests.integration.payloads import image, png_bytes
 
 pytestmark = pytest.mark.timeout(120)
@@ -37,21 +35,8 @@ PLACES = ("query", "bearer", "body")
 
 
 def start_production_like(triton, log_file: Path, **extra_env: str) -> GatewayServer:
-    """uvicorn exactly as gateway/Dockerfile's CMD runs it (access log on), but on 127.0.0.1."""
-    port = free_port()
-    out = open(log_file, "ab")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "gateway.main:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=ROOT, env=gateway_env(triton, **extra_env), stdout=out, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base}/readiness", 60, proc)
-    except Exception:
-        stop_process(proc)
-        raise
-    return GatewayServer(base, proc, log_file)
+    """The gateway as gateway/Dockerfile's CMD runs it (access log on), but on 127.0.0.1."""
+    return start_gateway(triton, log_file, access_log=True, **extra_env)
 
 
 @pytest.fixture(scope="module")

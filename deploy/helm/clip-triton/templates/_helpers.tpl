@@ -72,9 +72,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- include "clip-triton.image" (dict "repository" $img.repository "tag" $img.tag "appVersion" .Chart.AppVersion) -}}
 {{- end -}}
 
-{{/* The gateway reaches Triton's gRPC port through the Triton Service: one definition for both sides. */}}
+{{/* Triton's headless gRPC Service (every pod's address), and the gateway's round-robin target on it. */}}
+{{- define "clip-triton.triton.grpcHeadless" -}}{{ include "clip-triton.triton.fullname" . }}-grpc{{- end -}}
 {{- define "clip-triton.tritonGrpcAddress" -}}
-{{- printf "%s:%d" (include "clip-triton.triton.fullname" .) (int .Values.triton.service.ports.grpc) -}}
+{{- printf "dns:///%s:%d" (include "clip-triton.triton.grpcHeadless" .) (int .Values.triton.containerPorts.grpc) -}}
 {{- end -}}
 
 {{/* Export: the command line shared by the export Job (pvc mode) and the init container (initContainer mode). */}}
