@@ -22,7 +22,7 @@ from gateway.middleware import GatewayMiddleware
 from gateway.routes import clip, ops
 from gateway.service import ClipService
 from gateway.settings import Settings
-from gateway.text.tokenize import ClipTokenizer
+from gateway.text.registry import TokenizerRegistry
 from gateway.triton import TritonClient
 
 log = logging.getLogger("gateway")
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, fetcher: ImageFetcher | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         triton = TritonClient(settings.triton_url, settings.triton_timeout_s)
         url_fetcher = fetcher or ImageFetcher(url_policy(settings))
-        service = ClipService(settings, triton, url_fetcher, ClipTokenizer(), metrics)
+        service = ClipService(settings, triton, url_fetcher, TokenizerRegistry(), metrics)
         app.state.gateway = AppState(settings, service, KeyChecker([k.get_secret_value() for k in settings.accepted_keys()]),
                                      metrics)
         refresher = asyncio.create_task(_refresh_forever(service, settings.model_refresh_s))

@@ -23,7 +23,7 @@ from gateway.metrics import Metrics
 from gateway.schemas import InferenceRequestImage
 from gateway.settings import Settings
 from gateway.similarity import cosine, shape_similarity
-from gateway.text.tokenize import ClipTokenizer
+from gateway.text.registry import TokenizerRegistry
 from gateway.triton import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, TritonClient, VersionInfo
 
 log = logging.getLogger("gateway.service")
@@ -56,12 +56,12 @@ class TextCache:
 
 
 class ClipService:
-    def __init__(self, settings: Settings, triton: TritonClient, fetcher: ImageFetcher, tokenizer: ClipTokenizer,
+    def __init__(self, settings: Settings, triton: TritonClient, fetcher: ImageFetcher, tokenizers: TokenizerRegistry,
                  metrics: Metrics) -> None:
         self.settings = settings
         self.triton = triton
         self.fetcher = fetcher
-        self.tokenizer = tokenizer
+        self.tokenizers = tokenizers
         self.metrics = metrics
         self.versions: dict[str, VersionInfo] = {}
         self.cache = TextCache(settings.text_cache_size)
@@ -74,8 +74,9 @@ class ClipService:
             found = await self.triton.discover()
             usable = {}
             for name, info in found.items():
-                if info.tokenizer_sha256 and info.tokenizer_sha256 != self.tokenizer.sha256:
-                    log.error("version %s was exported with another tokenizer vocabulary; not served", name)
+                problem = await self.tokenizers.prepare(info, self.triton.fetch_file)
+                if problem:
+                    log.error("version %s is not served: %s", name, problem)
                     continue
                 if info.weights_random:
                     log.warning("version %s serves RANDOM weights (exported with --pretrained none)", name)
@@ -201,7 +202,7 @@ class ClipService:
         return out
 
     def _tokenize(self, texts: list[str], info: VersionInfo, truncate: bool) -> np.ndarray:
-        return self.tokenizer.batch(texts, truncate=truncate, buckets=info.text_buckets)
+        return self.tokenizers.get(info).batch(texts, truncate=truncate, buckets=info.text_buckets)
 
     # --- compare -----------------------------------------------------------------------------
     async def _embed_any(self, kind: str, items: list[Any], version: str | None, truncate: bool,

@@ -18,12 +18,14 @@ from tritonclient.utils import InferenceServerException
 
 from gateway.errors import Overloaded, TritonUnavailable
 from gateway.images.decode import Preprocess
+from gateway.text.registry import text_buckets
 
 log = logging.getLogger("gateway.triton")
 
 # Tensor names shared with triton_clip/repository.py (the exporter writes them into config.pbtxt).
 IMAGE_INPUT, IMAGE_OUTPUT = "pixel_values__0", "image_embeds__0"
 TEXT_INPUT, TEXT_OUTPUT = "input_ids__0", "text_embeds__0"
+FILE_INPUT, FILE_OUTPUT = "request__0", "file__0"  # the tokenizer model (triton_clip/tokenizer_model.py)
 _MAX_MESSAGE = 2**31 - 1  # tritonclient's own default (MAX_GRPC_MESSAGE_SIZE)
 _UNAVAILABLE_CODES = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.NOT_FOUND",
                       "StatusCode.CANCELLED", "StatusCode.UNKNOWN"}
@@ -47,13 +49,20 @@ class VersionInfo:
     weights_random: bool
     precision: str
     tokenizer_sha256: str
+    family: str = "clip"
+    tokenizer: str = "clip-bpe"
+    text_clean: str = "lower"
+    tokenizer_model: str = ""
 
     def public(self) -> dict[str, object]:
         return {
-            "clip_version_id": self.version, "open_clip_model": self.open_clip_model,
+            "clip_version_id": self.version, "open_clip_model": self.open_clip_model, "family": self.family,
             "pretrained": self.pretrained, "weights_random": self.weights_random, "precision": self.precision,
             "embedding_dim": self.embed_dim, "image_size": self.preprocess.size,
-            "context_length": self.context_length, "models": [self.image_model, self.text_model],
+            "resize_mode": self.preprocess.resize_mode, "interpolation": self.preprocess.interpolation,
+            "context_length": self.context_length, "text_buckets": list(self.text_buckets),
+            "tokenizer": self.tokenizer, "tokenizer_sha256": self.tokenizer_sha256, "text_clean": self.text_clean,
+            "models": [self.image_model, self.text_model] + ([self.tokenizer_model] if self.tokenizer_model else []),
         }
 
 
@@ -81,12 +90,14 @@ def versions_from_configs(configs: list[dict]) -> dict[str, VersionInfo]:
                                   interpolation=image.get("interpolation", "bicubic"),
                                   fill_color=int(image.get("fill_color", "0"))),
             context_length=int(text["context_length"]),
-            text_buckets=tuple(int(b) for b in text.get("text_buckets", text["context_length"]).split(",")),
+            text_buckets=text_buckets(text),
             image_max_batch=int(pair["image"].get("max_batch_size", 1)) or 1,
             text_max_batch=int(pair["text"].get("max_batch_size", 1)) or 1,
             open_clip_model=image.get("open_clip_model", version), pretrained=image.get("pretrained", "?"),
             weights_random=image.get("weights_random") == "true", precision=image.get("precision", "fp32"),
-            tokenizer_sha256=text.get("tokenizer_sha256", ""),
+            tokenizer_sha256=text.get("tokenizer_sha256", ""), family=image.get("family", "clip"),
+            tokenizer=text.get("tokenizer", "clip-bpe"), text_clean=text.get("text_clean", "lower"),
+            tokenizer_model=f"clip-{version}-tokenizer" if text.get("tokenizer") == "hf" else "",
         )
     return found
 
@@ -174,6 +185,14 @@ class TritonClient:
         chunks = [batch[i : i + max_batch] for i in range(0, len(batch), max_batch)]
         parts = await asyncio.gather(*(self._infer_one(model, input_name, output_name, c) for c in chunks))
         return np.concatenate(parts, axis=0)
+
+    async def fetch_file(self, model: str) -> bytes:
+        """The file a tokenizer model serves (one call per new tokenizer, not per request)."""
+        request = InferInput(FILE_INPUT, [1, 1], "UINT8")
+        request.set_data_from_numpy(np.zeros((1, 1), dtype=np.uint8))
+        result = await self._call(self._client.infer(model, [request], outputs=[InferRequestedOutput(FILE_OUTPUT)],
+                                                     client_timeout=self.timeout_s))
+        return result.as_numpy(FILE_OUTPUT)[0].tobytes()
 
     async def statistics(self, model: str) -> dict:
         return await self._call(self._client.get_inference_statistics(model, as_json=True, client_timeout=self.timeout_s))

@@ -8,7 +8,6 @@ leaves a half-written model for Triton to trip over.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import os
@@ -21,14 +20,20 @@ from typing import Callable
 
 import torch
 
+from triton_clip.families import check_tokenizer, family_of, tokenizer_export
+from triton_clip.families import text_tower as choose_text_tower
 from triton_clip.repository import RUNNER, Target, TowerSpec, write_model
-from triton_clip.towers import ExportError, ImageTower, TextTower, to_torchscript
+from triton_clip.tokenizer_model import tokenizer_model_name, write_tokenizer_folder
+from triton_clip.towers import ExportError, ImageTower, to_torchscript
 from triton_clip.versions import RANDOM_WEIGHTS, model_names, open_clip_name
 
 log = logging.getLogger("triton_clip.export")
 TEXT_BUCKETS = (16, 32, 77)
 FP32_TOLERANCE = 1e-4
 FP16_MIN_COSINE = 0.999
+# Short texts (every one under 16 tokens) for the scripted-vs-eager check, and hostile ones for the tokenizer.
+VERIFY_TEXTS = ["a photo of a dog", "", "A Diagram, of 3 things!"]
+TOKENIZER_TEXTS = [*VERIFY_TEXTS, "   ", "Ünïcödé café 日本語 🐶🇫🇷", "&amp; &lt;b&gt; it's", "word " * 100]
 
 Progress = Callable[[str], None]
 
@@ -81,10 +86,6 @@ def load_model(request: ExportRequest):  # noqa: ANN201
         ) from exc
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _check(name: str, got: torch.Tensor, want: torch.Tensor, fp16: bool) -> None:
     if fp16:
         cos = torch.nn.functional.cosine_similarity(got.float(), want.float(), dim=-1).min().item()
@@ -96,19 +97,19 @@ def _check(name: str, got: torch.Tensor, want: torch.Tensor, fp16: bool) -> None
         raise ExportError(f"{name}: TorchScript differs from eager open_clip by {diff:.2e} > {FP32_TOLERANCE}.")
 
 
-def _verify(model, image_ts, text_ts, size: int, mean, std, context: int, fp16: bool) -> None:  # noqa: ANN001
-    """Scripted towers must reproduce eager open_clip (the reference) before anything is written."""
+def _verify(model, image_ts, text_ts, size: int, mean, std, ids, lengths, fp16: bool) -> None:  # noqa: ANN001
+    """Scripted towers must reproduce eager open_clip (the reference) before anything is written.
+
+    `lengths` are the input lengths the text tower will be sent: a bucket is only recorded once a
+    short input has been shown here to give the full-context embedding.
+    """
     gen = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (3, 3, size, size), dtype=torch.uint8, generator=gen)
-    ids = torch.randint(1, 49000, (3, context), generator=gen)
-    ids[:, 0] = 49406
-    ids[:, 10:] = 0
-    ids[:, 9] = 49407
     normalised = (pixels.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     with torch.inference_mode():
         want_image, want_text = model.encode_image(normalised), model.encode_text(ids)
         _check("image tower", image_ts(pixels), want_image, fp16)
-        for length in (TEXT_BUCKETS[0], context):
+        for length in lengths:
             _check(f"text tower (L={length})", text_ts(ids[:, :length]), want_text, fp16)
 
 
@@ -119,8 +120,6 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
     progress(f"{request.version}: loading open_clip model (weights: {request.pretrained})")
     model = load_model(request)
     tokenizer = open_clip.get_tokenizer(open_clip_name(request.version))
-    if type(tokenizer).__name__ != "SimpleTokenizer":
-        raise ExportError(f"tokenizer {type(tokenizer).__name__} is not supported by the gateway (CLIP BPE only).")
     pre = open_clip.get_model_preprocess_cfg(model)
     size = int(pre["size"][0] if isinstance(pre["size"], (tuple, list)) else pre["size"])
     if isinstance(pre["size"], (tuple, list)) and pre["size"][0] != pre["size"][1]:
@@ -131,7 +130,11 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
 
     progress(f"{request.version}: scripting image and text towers")
     source = copy.deepcopy(model) if request.fp16 else model  # .half() must not touch the fp32 reference
-    image_tower, text_tower = ImageTower(source, pre["mean"], pre["std"]), TextTower(source)
+    (text_module, variable_length), family = choose_text_tower(source), family_of(open_clip_name(request.version))
+    tok = tokenizer_export(tokenizer, context, Path(open_clip.tokenizer.default_bpe()))
+    check_tokenizer(tokenizer, tok, TOKENIZER_TEXTS)
+    buckets = tuple(b for b in TEXT_BUCKETS if b < context) + (context,) if variable_length else (context,)
+    image_tower, text_tower = ImageTower(source, pre["mean"], pre["std"]), text_module
     if request.fp16:
         image_tower, text_tower = image_tower.half(), text_tower.half()
     image_ts = to_torchscript(image_tower, torch.zeros(2, 3, size, size, dtype=torch.uint8))
@@ -140,11 +143,12 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
         embed_dim = int(image_ts(torch.zeros(1, 3, size, size, dtype=torch.uint8)).shape[1])
 
     progress(f"{request.version}: verifying against eager open_clip")
-    _verify(model, image_ts, text_ts, size, pre["mean"], pre["std"], context, request.fp16)
+    _verify(model, image_ts, text_ts, size, pre["mean"], pre["std"], tokenizer(VERIFY_TEXTS),
+            (buckets[0], context), request.fp16)
 
     random_weights = request.pretrained == RANDOM_WEIGHTS
-    vocab = Path(open_clip.tokenizer.default_bpe())
     meta = {
+        "family": family,
         "clip_version": request.version,
         "open_clip_model": open_clip_name(request.version),
         "pretrained": "none" if random_weights else Path(request.pretrained).name,
@@ -157,15 +161,14 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
                     "mean": ",".join(map(str, pre["mean"])), "std": ",".join(map(str, pre["std"])),
                     "interpolation": str(pre["interpolation"]), "resize_mode": str(pre["resize_mode"]),
                     "fill_color": str(pre.get("fill_color", 0))}
-    text_params = {**meta, "tower": "text", "context_length": str(context), "tokenizer": "clip-bpe",
-                   "tokenizer_sha256": _sha256(vocab), "sot_id": "49406", "eot_id": "49407",
-                   "text_buckets": ",".join(str(b) for b in TEXT_BUCKETS if b <= context)}
+    text_params = {**meta, "tower": "text", "context_length": str(context), **tok.params,
+                   "text_buckets": ",".join(map(str, buckets)), "text_buckets_exact": str(variable_length).lower()}
     if request.target == "cpu":
         image_params["num_threads"] = text_params["num_threads"] = str(request.cpu_threads)
     specs = [
         (TowerSpec(image_name, "image", request.target, [3, size, size], embed_dim, image_params), image_ts),
-        (TowerSpec(text_name, "text", request.target, [-1], embed_dim, text_params,
-                   warmup_dims=[[b] for b in TEXT_BUCKETS if b <= context]), text_ts),
+        (TowerSpec(text_name, "text", request.target, [-1 if variable_length else context], embed_dim, text_params,
+                   warmup_dims=[[b] for b in buckets]), text_ts),
     ]
 
     progress(f"{request.version}: writing {image_name} and {text_name}")
@@ -180,15 +183,17 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
         (staging / image_name / "clip_version.json").write_text(
             json.dumps({"image": image_params, "text": text_params}, indent=2) + "\n"
         )
-        shutil.copyfile(vocab, staging / text_name / vocab.name)
-        for spec, _ in specs:
-            final = repository / spec.name
+        for file_name, data in tok.files.items():
+            (staging / text_name / file_name).write_bytes(data)
+        folders = [spec.name for spec, _ in specs] + write_tokenizer_folder(staging, request, tok)
+        for name in folders:
+            final = repository / name
             if final.exists():
                 shutil.rmtree(final)
-            os.replace(staging / spec.name, final)
+            os.replace(staging / name, final)
     except BaseException:
-        for spec, _ in specs:  # never leave one tower without the other
-            shutil.rmtree(repository / spec.name, ignore_errors=True)
+        for name in (*model_names(request.version), tokenizer_model_name(request.version)):  # all or nothing
+            shutil.rmtree(repository / name, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
