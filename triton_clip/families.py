@@ -10,7 +10,6 @@ name alone, so a new config of a known family needs no change here.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,13 +87,13 @@ def _hf(tokenizer: object, context: int) -> TokenizerExport:
     backend = getattr(hf, "backend_tokenizer", None)
     if backend is None or hf.pad_token_id is None:
         raise ExportError(f"{type(hf).__name__} is not a fast tokenizer with a pad token; the gateway needs one.")
-    spec = json.loads(backend.to_str())
-    spec["truncation"] = {"direction": getattr(hf, "truncation_side", "right"), "max_length": context,
-                          "strategy": "LongestFirst", "stride": 0}
-    spec["padding"] = {"strategy": {"Fixed": context}, "direction": "Right" if hf.padding_side == "right" else "Left",
-                       "pad_to_multiple_of": None, "pad_id": int(hf.pad_token_id), "pad_type_id": 0,
-                       "pad_token": str(hf.pad_token)}
-    data = json.dumps(spec, ensure_ascii=False).encode("utf-8")
+    from tokenizers import Tokenizer
+
+    replay = Tokenizer.from_str(backend.to_str())  # a copy: open_clip's tokenizer stays as it was
+    replay.enable_truncation(max_length=context, direction=getattr(hf, "truncation_side", "right"))
+    replay.enable_padding(direction=hf.padding_side, pad_id=int(hf.pad_token_id), pad_token=str(hf.pad_token),
+                          length=context)
+    data = replay.to_str().encode("utf-8")
     return TokenizerExport({
         "tokenizer": "hf", "tokenizer_sha256": _sha256(data), "text_clean": _clean_mode(tokenizer),
         "tokenizer_file": HF_TOKENIZER_FILE, "pad_id": str(hf.pad_token_id),
