@@ -66,7 +66,7 @@ def write_tokenizer_model(folder: Path, version: str, target: Target, file_name:
     (folder / "config.pbtxt").write_text(_config(folder.name, target, meta))
 
 
-def write_tokenizer_folder(staging: Path, request, tok) -> list[str]:  # noqa: ANN001 - ExportRequest, TokenizerExport
+def write_tokenizer_folder(staging: Path, request, tok) -> list[str]:
     """Stage the tokenizer model when the gateway needs the file from Triton (HF tokenizers); its folder names."""
     if tok.params.get("tokenizer") != "hf":
         return []

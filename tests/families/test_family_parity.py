@@ -75,7 +75,7 @@ def embed_texts(client: httpx.Client, version: str, texts: list[str], truncate: 
     return np.asarray(r.json()["embeddings"])
 
 
-def eager_text(eager, version: str, ids) -> np.ndarray:  # noqa: ANN001
+def eager_text(eager, version: str, ids) -> np.ndarray:
     with torch.inference_mode():
         return eager[version][0].encode_text(ids).float().numpy()
 
@@ -174,7 +174,7 @@ def test_siglip_cleaning_matters(gateway_tokenizers, served, family_triton) -> N
     assert not np.array_equal(lower.batch(text), hf.batch(text))
 
 
-def _tokenizer_bytes(served, family_triton) -> bytes:  # noqa: ANN001
+def _tokenizer_bytes(served, family_triton) -> bytes:
     """The tokenizer.json as Triton serves it (HTTP/JSON here, the gateway uses gRPC)."""
     import tritonclient.http as httpclient
 
