@@ -19,7 +19,7 @@ from gateway.errors import install_error_handlers
 from gateway.images.fetch import ImageFetcher, UrlPolicy
 from gateway.metrics import Metrics
 from gateway.middleware import GatewayMiddleware
-from gateway.routes import clip, ops
+from gateway.routes import clip, ops, perception_encoder
 from gateway.service import ClipService
 from gateway.settings import Settings
 from gateway.text.registry import TokenizerRegistry
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None, fetcher: ImageFetcher | None = 
     )
     install_error_handlers(app)
     app.include_router(clip.router)
+    app.include_router(perception_encoder.router)
     app.include_router(ops.router)
     app.add_middleware(GatewayMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes,
                        max_inflight=settings.max_inflight)

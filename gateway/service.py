@@ -20,6 +20,7 @@ from gateway.errors import ImageLoadError, InvalidRequest, LimitExceeded, Overlo
 from gateway.images.decode import decode_base64, image_to_tensor
 from gateway.images.fetch import ImageFetcher
 from gateway.metrics import Metrics
+from gateway.route_families import ROUTE_FAMILIES
 from gateway.schemas import InferenceRequestImage
 from gateway.settings import Settings
 from gateway.similarity import cosine, shape_similarity
@@ -88,12 +89,15 @@ class ClipService:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def version(self, requested: str | None) -> VersionInfo:
-        name = requested or self.settings.clip_version_id
-        if name not in self.versions:
+    def version(self, requested: str | None, route: str = "clip") -> VersionInfo:
+        """The served version a route family may use (gateway/route_families.py says which)."""
+        family = ROUTE_FAMILIES[route]
+        name = requested or getattr(self.settings, family.default_setting)
+        if name not in self.versions or not family.serves(self.versions[name].family):
             if not self.versions:
                 raise TritonUnavailable("No CLIP version is loaded yet (is Triton up?); retry shortly.")
-            raise UnknownVersion(name, sorted(self.versions))
+            served = sorted(n for n, info in self.versions.items() if family.serves(info.family))
+            raise UnknownVersion(name, served, family.label)
         return self.versions[name]
 
     async def _offload(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
@@ -151,8 +155,9 @@ class ClipService:
             self.metrics.image_errors.labels(exc.reason).inc()
             raise exc.at_index(index) if index is not None else exc
 
-    async def embed_images(self, images: list[ImageLike], version: str | None, *, listed: bool = True) -> np.ndarray:
-        info = self.version(version)
+    async def embed_images(self, images: list[ImageLike], version: str | None, *, listed: bool = True,
+                           route: str = "clip") -> np.ndarray:
+        info = self.version(version, route)
         if not images:
             raise InvalidRequest("At least one image is required.")
         if len(images) > self.settings.max_images_per_request:
@@ -164,8 +169,8 @@ class ClipService:
         return await self._triton(info.image_model, IMAGE_INPUT, IMAGE_OUTPUT, batch, info.image_max_batch)
 
     # --- texts -------------------------------------------------------------------------------
-    async def embed_texts(self, texts: list[str], version: str | None, truncate: bool) -> np.ndarray:
-        info = self.version(version)
+    async def embed_texts(self, texts: list[str], version: str | None, truncate: bool, route: str = "clip") -> np.ndarray:
+        info = self.version(version, route)
         s = self.settings
         if not texts:
             raise InvalidRequest("At least one text is required.")
@@ -206,15 +211,15 @@ class ClipService:
 
     # --- compare -----------------------------------------------------------------------------
     async def _embed_any(self, kind: str, items: list[Any], version: str | None, truncate: bool,
-                         listed: bool) -> np.ndarray:
+                         listed: bool, route: str) -> np.ndarray:
         if kind == "text":
             if not all(isinstance(t, str) for t in items):
                 raise InvalidRequest("Text prompts/subjects must be strings.")
-            return await self.embed_texts(items, version, truncate)
-        return await self.embed_images(items, version, listed=listed)
+            return await self.embed_texts(items, version, truncate, route)
+        return await self.embed_images(items, version, listed=listed, route=route)
 
     async def compare(self, subject: Any, subject_type: str, prompt: Any, prompt_type: str, version: str | None,
-                      truncate: bool) -> list[float] | dict[str, float]:
+                      truncate: bool, route: str = "clip") -> list[float] | dict[str, float]:
         for name, value in (("subject_type", subject_type), ("prompt_type", prompt_type)):
             if value not in _KINDS:
                 raise InvalidRequest(f"{name} must be 'image' or 'text', got {value!r}.")
@@ -231,9 +236,9 @@ class ClipService:
             raise LimitExceeded(
                 f"The maximum number of prompts that can be compared at once is {self.settings.max_prompts_per_compare}."
             )
-        self.version(version)  # 404/503 before any decoding
+        self.version(version, route)  # 404/503 before any decoding
         subject_vec, prompt_vecs = await asyncio.gather(
-            self._embed_any(subject_type, [subject], version, truncate, listed=False),
-            self._embed_any(prompt_type, prompts, version, truncate, listed=len(prompts) > 1),
+            self._embed_any(subject_type, [subject], version, truncate, listed=False, route=route),
+            self._embed_any(prompt_type, prompts, version, truncate, listed=len(prompts) > 1, route=route),
         )
         return shape_similarity(cosine(subject_vec[0], prompt_vecs), keys)

@@ -21,11 +21,20 @@ ROBOFLOW_VERSIONS: dict[str, str] = {
     "RN50x64": "RN50x64",
 }
 
+# Roboflow's / Meta's Perception Encoder ids (served on /perception_encoder/*) -> open_clip names.
+PERCEPTION_ENCODER_VERSIONS: dict[str, str] = {
+    "PE-Core-T16-384": "PE-Core-T-16-384",
+    "PE-Core-S16-384": "PE-Core-S-16-384",
+    "PE-Core-B16-224": "PE-Core-B-16",
+    "PE-Core-L14-336": "PE-Core-L-14-336",
+    "PE-Core-G14-448": "PE-Core-bigG-14-448",
+}
+
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def open_clip_name(version: str) -> str:
-    return ROBOFLOW_VERSIONS.get(version, version)
+    return ROBOFLOW_VERSIONS.get(version) or PERCEPTION_ENCODER_VERSIONS.get(version, version)
 
 
 def model_names(version: str) -> tuple[str, str]:

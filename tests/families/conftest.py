@@ -24,6 +24,7 @@ from tests.conftest import FIXTURES, GatewayServer, TritonEndpoints, free_port, 
 
 TAG = "localrandom"  # open_clip normalises tags (lower case, - to _): keep it plain
 SIGLIP2 = "ViT-tiny-SigLIP2"
+PE_CORE = "PE-Core-tiny-16-384"
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,8 @@ def family_triton(family_repository, tmp_path_factory) -> Iterator[TritonEndpoin
 @pytest.fixture(scope="session")
 def family_gateway(family_triton, tmp_path_factory) -> Iterator[GatewayServer]:
     log_file = tmp_path_factory.mktemp("family-gw") / "gateway.log"
-    server = start_gateway(family_triton, log_file, CLIP_VERSION_ID=FAMILIES[0].version, GATEWAY_TEXT_CACHE_SIZE="0")
+    server = start_gateway(family_triton, log_file, CLIP_VERSION_ID=FAMILIES[0].version,
+                           PERCEPTION_ENCODER_VERSION_ID=PE_CORE, GATEWAY_TEXT_CACHE_SIZE="0")
     try:
         yield server
     finally:
