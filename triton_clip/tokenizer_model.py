@@ -10,14 +10,13 @@ file through Triton itself; the gateway fetches it once per (version, sha256) an
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from triton_clip.repository import RUNNER, Target
+from triton_clip.repository import RUNNER, Target, parameters_pbtxt
 
 FILE_INPUT, FILE_OUTPUT = "request__0", "file__0"
 
@@ -40,9 +39,7 @@ class FileBlob(nn.Module):
 def _config(name: str, target: Target, params: dict[str, str]) -> str:
     head = ('platform: "pytorch_libtorch"\ndefault_model_filename: "model.pt"\n' if target == "gpu"
             else 'backend: "python"\n')
-    param_text = "".join(
-        f'parameters {{ key: "{k}" value {{ string_value: {json.dumps(str(v))} }} }}\n' for k, v in sorted(params.items())
-    )
+    param_text = parameters_pbtxt(params)
     return (
         f'name: "{name}"\n{head}max_batch_size: 1\n'
         f'input [ {{ name: "{FILE_INPUT}" data_type: TYPE_UINT8 dims: [ 1 ] }} ]\n'

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, GatewayServer, TritonEndpoints, free_port, start_gateway, stop_process
+from tests.conftest import FIXTURES, GatewayServer, TritonEndpoints, run_triton, start_gateway, stop_process
 
 TAG = "localrandom"  # open_clip normalises tags (lower case, - to _): keep it plain
 SIGLIP2 = "ViT-tiny-SigLIP2"
@@ -114,17 +114,7 @@ def family_repository(tmp_path_factory, family_open_clip) -> Path:
 
 @pytest.fixture(scope="session")
 def family_triton(family_repository, tmp_path_factory) -> Iterator[TritonEndpoints]:
-    from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install
-
-    install(DEFAULT_HOME)
-    opts = TritonOptions(family_repository, "127.0.0.1", free_port(), free_port(), free_port())
-    log_file = tmp_path_factory.mktemp("family-logs") / "tritonserver.log"
-    server = TritonProcess(opts, log_file=log_file)
-    try:
-        server.wait_ready(300)
-        yield TritonEndpoints(server, f"127.0.0.1:{opts.http_port}", f"127.0.0.1:{opts.grpc_port}", log_file)
-    finally:
-        server.stop()
+    yield from run_triton(family_repository, tmp_path_factory.mktemp("family-logs"), ready_s=300)
 
 
 @pytest.fixture(scope="session")
