@@ -62,3 +62,22 @@ def test_hf_tokenizer_file_must_pad_to_a_fixed_context() -> None:
 ])
 def test_family_names(name: str, family: str) -> None:
     assert family_of(name) == family
+
+
+@pytest.mark.parametrize("target", ["cpu", "gpu"])
+def test_tokenizer_model_config_parses_and_serves_the_file(tmp_path, target: str) -> None:
+    import torch
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    from triton_clip.tokenizer_model import write_tokenizer_model
+
+    data = "{\"ünïcode\": true}".encode() * 3
+    folder = tmp_path / "clip-x-tokenizer"
+    write_tokenizer_model(folder, "x", target, "tokenizer.json", data, {"tokenizer": "hf", "tokenizer_sha256": "abc"})
+    cfg = text_format.Parse((folder / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    assert cfg.parameters["tower"].string_value == "tokenizer" and cfg.parameters["clip_version"].string_value == "x"
+    assert (cfg.platform == "pytorch_libtorch") == (target == "gpu")
+    module = torch.jit.load(str(folder / "1" / "model.pt"))
+    out = module(torch.zeros(2, 1, dtype=torch.uint8))
+    assert out.shape == (2, len(data)) and bytes(out[1].numpy()) == data == (folder / "tokenizer.json").read_bytes()
