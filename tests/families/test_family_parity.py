@@ -69,8 +69,16 @@ def _config(served: dict, version: str, tower: str) -> dict:
     return served["_configs"][getattr(served[version], f"{tower}_model")].get("parameters", {})
 
 
+def route(version: str, operation: str) -> tuple[str, str]:
+    """(path, version field): Perception Encoder versions live on /perception_encoder/*, the rest on /clip/*."""
+    if BY_VERSION[version].family == "pe-core":
+        return f"/perception_encoder/{operation}", "perception_encoder_version_id"
+    return f"/clip/{operation}", "clip_version_id"
+
+
 def embed_texts(client: httpx.Client, version: str, texts: list[str], truncate: bool = True) -> np.ndarray:
-    r = client.post("/clip/embed_text", json={"text": texts, "clip_version_id": version, "truncate": truncate})
+    path, field = route(version, "embed_text")
+    r = client.post(path, json={"text": texts, field: version, "truncate": truncate})
     assert r.status_code == 200, r.text
     return np.asarray(r.json()["embeddings"])
 
@@ -95,7 +103,7 @@ def test_info_reports_what_the_model_needs(version, client, eager) -> None:
     family = BY_VERSION[version]
     assert info["family"] == family.family
     assert info["context_length"] == tokenizer.context_length == model.context_length
-    assert info["image_size"] == pre["size"][0] if isinstance(pre["size"], tuple) else pre["size"]
+    assert info["image_size"] == (pre["size"][0] if isinstance(pre["size"], tuple) else pre["size"])
     assert (info["resize_mode"], info["interpolation"]) == (pre["resize_mode"], pre["interpolation"])
     assert info["tokenizer"] == ("hf" if version == SIGLIP2 else "clip-bpe")
     assert info["text_clean"] == ("canonicalize" if version == SIGLIP2 else "lower")
@@ -122,9 +130,10 @@ def test_served_text_embeddings_match_eager_open_clip(version, client, eager) ->
 @pytest.mark.parametrize("version", VERSIONS)
 def test_served_image_embeddings_match_eager_open_clip(version, client, eager) -> None:
     model, transform, _ = eager[version]
+    path, field = route(version, "embed_image")
     payload = {"image": [{"type": "base64", "value": pybase64.b64encode(d).decode()} for d in IMAGES.values()],
-               "clip_version_id": version}
-    r = client.post("/clip/embed_image", json=payload)
+               field: version}
+    r = client.post(path, json=payload)
     assert r.status_code == 200, r.text
     with torch.inference_mode():
         want = model.encode_image(torch.stack([transform(opened(d)) for d in IMAGES.values()])).float().numpy()
@@ -188,7 +197,8 @@ def _tokenizer_bytes(served, family_triton) -> bytes:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_over_context_is_a_clear_400_unless_truncate(version, client, eager) -> None:
     long_text = "word " * 80
-    r = client.post("/clip/embed_text", json={"text": long_text, "clip_version_id": version})
+    path, field = route(version, "embed_text")
+    r = client.post(path, json={"text": long_text, field: version})
     assert r.status_code == 400 and "too long" in r.json()["message"]
     got = embed_texts(client, version, [long_text])
     assert_rows_match(got, eager_text(eager, version, eager[version][2]([long_text])), [long_text])
