@@ -64,7 +64,7 @@ def inprocess(repo: Path, version: str, seconds: float, threads: int) -> dict[st
     torch.set_num_threads(threads)
     image_p, text_p = params(repo, f"clip-{version}-image"), params(repo, f"clip-{version}-text")
     size, context = int(image_p["image_size"]), int(text_p["context_length"])
-    tok = TokenizerRegistry()._clip_bpe(context, text_p.get("text_clean", "lower"))  # CLIP-BPE families only
+    tok = TokenizerRegistry().clip_bpe(context, text_p.get("text_clean", "lower"))  # CLIP-BPE families only
     ids = torch.from_numpy(tok.batch([unique_prompt(i) for i in range(32)], buckets=text_buckets(text_p)))
     out = {}
     for tower, x in (("image", torch.randint(0, 256, (8, 3, size, size), dtype=torch.uint8)), ("text", ids)):

@@ -57,7 +57,7 @@ class TokenizerRegistry:
         self._clip: dict[tuple[int, str], ClipTokenizer] = {}
         self._hf: dict[str, HFTokenizer] = {}
 
-    def _clip_bpe(self, context: int, clean: str) -> ClipTokenizer:
+    def clip_bpe(self, context: int, clean: str) -> ClipTokenizer:
         key = (context, clean)
         if key not in self._clip:
             self._clip[key] = ClipTokenizer(context_length=context, clean=clean)
@@ -66,13 +66,13 @@ class TokenizerRegistry:
     def get(self, info: TokenizerFacts) -> Tokenizer:
         if info.tokenizer == "hf":
             return self._hf[info.tokenizer_sha256]
-        return self._clip_bpe(info.context_length, info.text_clean)
+        return self.clip_bpe(info.context_length, info.text_clean)
 
     async def prepare(self, info: TokenizerFacts, fetch: FetchFile) -> str | None:
         """Make `get(info)` work; returns why the version cannot be served, or None."""
         try:
             if info.tokenizer == "clip-bpe":
-                tok = self._clip_bpe(info.context_length, info.text_clean)
+                tok = self.clip_bpe(info.context_length, info.text_clean)
                 if info.tokenizer_sha256 and info.tokenizer_sha256 != tok.sha256:
                     return "it was exported with another CLIP BPE vocabulary than the gateway's"
                 return None
