@@ -80,19 +80,23 @@ def inprocess(repo: Path, version: str, seconds: float, threads: int) -> dict[st
     return out
 
 
-async def gateway_points(url: str, version: str, seconds: float, concurrency: int) -> dict[str, float]:
+async def gateway_points(url: str, version: str, family: str, seconds: float, concurrency: int) -> dict[str, float]:
     import httpx
+
+    # gateway/route_families.py: Perception Encoder versions are served on /perception_encoder/* only.
+    prefix, field = (("/perception_encoder", "perception_encoder_version_id") if family == "pe-core"
+                     else ("/clip", "clip_version_id"))
 
     jpegs = [base64.b64encode(jpeg_640x480(s)).decode() for s in range(8)]
     out = {}
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         async def image(i: int) -> None:
-            body = {"image": {"type": "base64", "value": jpegs[i % 8]}, "clip_version_id": version}
-            r = await client.post("/clip/embed_image", json=body)
+            body = {"image": {"type": "base64", "value": jpegs[i % 8]}, field: version}
+            r = await client.post(f"{prefix}/embed_image", json=body)
             r.raise_for_status()
 
         async def text(i: int) -> None:
-            r = await client.post("/clip/embed_text", json={"text": unique_prompt(10_000 + i), "clip_version_id": version})
+            r = await client.post(f"{prefix}/embed_text", json={"text": unique_prompt(10_000 + i), field: version})
             r.raise_for_status()
 
         for name, send in (("image", image), ("text", text)):
@@ -125,9 +129,10 @@ def main() -> int:
         triton.wait_ready(900)
         wait_http(f"http://127.0.0.1:{port}/readiness", 120, gateway)
         for version in versions:
-            ceiling = inprocess(args.repository, version, args.seconds, args.threads)
-            served = asyncio.run(gateway_points(f"http://127.0.0.1:{port}", version, args.seconds, args.concurrency))
             family = params(args.repository, f"clip-{version}-image").get("family", "clip")
+            ceiling = inprocess(args.repository, version, args.seconds, args.threads)
+            served = asyncio.run(gateway_points(f"http://127.0.0.1:{port}", version, family, args.seconds,
+                                                args.concurrency))
             rows.append({"version": version, "family": family, **{f"inprocess_{k}": v for k, v in ceiling.items()},
                          **{f"gateway_{k}": v for k, v in served.items()}})
             print(json.dumps(rows[-1]), flush=True)
