@@ -41,6 +41,9 @@ class Param:
     TEXT_BUCKETS = "text_buckets"        # comma-separated ints, ascending, ending at context_length
     TOKENIZER, TOKENIZER_SHA256 = "tokenizer", "tokenizer_sha256"
     SOT_ID, EOT_ID = "sot_id", "eot_id"
+    FAMILY = "family"                    # triton_clip/families.py: clip, siglip, pe, mobileclip, ...
+    TEXT_CLEAN = "text_clean"            # the tokenizer's text cleaning (gateway/text/cleaning.py)
+    TEXT_BUCKETS_EXACT = "text_buckets_exact"  # "true" only when the export proved short inputs exact
     BUILD_ID = "build_id"                # digest of what the towers were built from (triton_clip/provenance.py)
 
 

@@ -97,9 +97,9 @@ class Unauthorized(GatewayError):
 class UnknownVersion(GatewayError):
     status_code = 404
 
-    def __init__(self, version: str | None, served: list[str]) -> None:
+    def __init__(self, version: str | None, served: list[str], label: str = "CLIP") -> None:
         super().__init__(
-            f"CLIP version {version!r} is not served here. Served versions: {', '.join(served) or 'none'}."
+            f"{label} version {version!r} is not served here. Served versions: {', '.join(served) or 'none'}."
         )
 
 

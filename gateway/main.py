@@ -22,14 +22,14 @@ from gateway.fastpath import ClipFastPath
 from gateway.images.fetch import ImageFetcher, UrlPolicy
 from gateway.metrics import Metrics, forget_dead_workers, worker_stopped
 from gateway.middleware import GatewayMiddleware, RouteSet
-from gateway.routes import clip, ops
+from gateway.routes import clip, ops, perception_encoder
 from gateway.service import ClipService
 from gateway.settings import Settings
-from gateway.text.tokenize import ClipTokenizer
+from gateway.text.registry import TokenizerRegistry
 from gateway.triton import TritonClient
 
 log = logging.getLogger("gateway")
-ROUTERS = (clip.router, ops.router)  # the routes are declared there, once
+ROUTERS = (clip.router, perception_encoder.router, ops.router)  # the routes are declared there, once
 
 
 def url_policy(s: Settings) -> UrlPolicy:
@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None, fetcher: ImageFetcher | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         triton_client = triton or TritonClient(settings.triton_url, settings.triton_timeout_s)
         url_fetcher = fetcher or ImageFetcher(url_policy(settings))
-        service = ClipService(settings, triton_client, url_fetcher, ClipTokenizer(), metrics)
+        service = ClipService(settings, triton_client, url_fetcher, TokenizerRegistry(), metrics)
         keys = KeyChecker([k.get_secret_value() for k in settings.accepted_keys()])
         app.state.gateway = AppState(settings, service, keys, metrics)
         refresher = asyncio.create_task(_refresh_forever(service, settings.model_refresh_s))

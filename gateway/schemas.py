@@ -6,7 +6,7 @@ Unknown fields are ignored, unions parse as upstream's pydantic smart-union does
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -15,44 +15,46 @@ class InferenceRequestImage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: str = Field(description="`base64` (optional data-URI prefix) or `url`; `numpy` and `file` are refused.")
-    value: Optional[Any] = Field(None, description="The base64 payload or the https URL.")
+    value: Any | None = Field(None, description="The base64 payload or the https URL.")
 
 
 class BaseRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", protected_namespaces=())
 
-    id: Optional[str] = None
-    api_key: Optional[str] = Field(None, description="Only checked when the gateway is configured with keys.")
+    id: str | None = None
+    api_key: str | None = Field(None, description="Only checked when the gateway is configured with keys.")
     usage_billable: bool = True
-    start: Optional[float] = None
-    source: Optional[str] = None
-    source_info: Optional[str] = None
-    disable_model_monitoring: Optional[bool] = False
+    start: float | None = None
+    source: str | None = None
+    source_info: str | None = None
+    disable_model_monitoring: bool | None = False
 
 
 class ClipInferenceRequest(BaseRequest):
-    clip_version_id: Optional[str] = Field(
+    clip_version_id: str | None = Field(
         None, description="One of the served versions (see /info); absent or null = the server default."
     )
-    model_id: Optional[str] = Field(None, description="Ignored, as upstream.")
+    model_id: str | None = Field(None, description="Ignored, as upstream.")
 
 
 class ClipImageEmbeddingRequest(ClipInferenceRequest):
-    image: Union[list[InferenceRequestImage], InferenceRequestImage]
+    image: list[InferenceRequestImage] | InferenceRequestImage
 
 
 class ClipTextEmbeddingRequest(ClipInferenceRequest):
-    text: Union[list[str], str]
+    text: list[str] | str
     truncate: bool = Field(False, description="Extension: truncate texts over the context length like open_clip.")
 
 
 PromptType = Union[
-    list[InferenceRequestImage], InferenceRequestImage, str, list[str], dict[str, Union[InferenceRequestImage, str]]
+    list[InferenceRequestImage], InferenceRequestImage, str, list[str], dict[str, InferenceRequestImage | str]
 ]
 
 
-class ClipCompareRequest(ClipInferenceRequest):
-    subject: Union[InferenceRequestImage, str]
+class CompareFields(BaseModel):
+    """The compare body of both route families (upstream's ClipCompareRequest / PerceptionEncoderCompareRequest)."""
+
+    subject: InferenceRequestImage | str
     subject_type: str = "image"
     prompt: PromptType
     prompt_type: str = "text"
@@ -70,10 +72,36 @@ class ClipCompareRequest(ClipInferenceRequest):
         return value
 
 
+class ClipCompareRequest(ClipInferenceRequest, CompareFields):
+    pass
+
+
+class PerceptionEncoderInferenceRequest(BaseRequest):
+    """Upstream `entities/requests/perception_encoder.py`: the same bodies, another version field."""
+
+    perception_encoder_version_id: str | None = Field(
+        None, description="A served Perception Encoder version (see /info); absent or null = the server default."
+    )
+    model_id: str | None = Field(None, description="Ignored; the version comes from perception_encoder_version_id.")
+
+
+class PerceptionEncoderImageEmbeddingRequest(PerceptionEncoderInferenceRequest):
+    image: list[InferenceRequestImage] | InferenceRequestImage
+
+
+class PerceptionEncoderTextEmbeddingRequest(PerceptionEncoderInferenceRequest):
+    text: list[str] | str
+    truncate: bool = Field(False, description="Extension: truncate texts over the context length like open_clip.")
+
+
+class PerceptionEncoderCompareRequest(PerceptionEncoderInferenceRequest, CompareFields):
+    pass
+
+
 class InferenceResponse(BaseModel):
-    inference_id: Optional[str] = None
-    frame_id: Optional[int] = None
-    time: Optional[float] = Field(None, description="Seconds from request parsed to response built.")
+    inference_id: str | None = None
+    frame_id: int | None = None
+    time: float | None = Field(None, description="Seconds from request parsed to response built.")
 
 
 class ClipEmbeddingResponse(InferenceResponse):
@@ -81,5 +109,5 @@ class ClipEmbeddingResponse(InferenceResponse):
 
 
 class ClipCompareResponse(InferenceResponse):
-    similarity: Union[list[float], dict[str, float]]
-    parent_id: Optional[str] = None
+    similarity: list[float] | dict[str, float]
+    parent_id: str | None = None

@@ -28,9 +28,10 @@ from gateway.errors import (
 from gateway.images.decode import decode_base64, image_to_tensor
 from gateway.images.fetch import ImageFetcher
 from gateway.metrics import Metrics
+from gateway.route_families import ROUTE_FAMILIES
 from gateway.settings import Settings
 from gateway.similarity import cosine, shape_similarity
-from gateway.text.tokenize import ClipTokenizer
+from gateway.text.registry import TokenizerRegistry
 from gateway.triton import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, TritonClient, VersionInfo
 
 log = logging.getLogger("gateway.service")
@@ -72,12 +73,12 @@ class TextCache:
 
 
 class ClipService:
-    def __init__(self, settings: Settings, triton: TritonClient, fetcher: ImageFetcher, tokenizer: ClipTokenizer,
+    def __init__(self, settings: Settings, triton: TritonClient, fetcher: ImageFetcher, tokenizers: TokenizerRegistry,
                  metrics: Metrics) -> None:
         self.settings = settings
         self.triton = triton
         self.fetcher = fetcher
-        self.tokenizer = tokenizer
+        self.tokenizers = tokenizers
         self.metrics = metrics
         self.versions: dict[str, VersionInfo] = {}
         self.cache = TextCache(settings.text_cache_size)
@@ -90,8 +91,9 @@ class ClipService:
             found = await self.triton.discover()
             usable = {}
             for name, info in found.items():
-                if info.tokenizer_sha256 and info.tokenizer_sha256 != self.tokenizer.sha256:
-                    log.error("version %s was exported with another tokenizer vocabulary; not served", name)
+                problem = await self.tokenizers.prepare(info, self.triton.fetch_file)
+                if problem:
+                    log.error("version %s is not served: %s", name, problem)
                     continue
                 if info.weights_random:
                     log.warning("version %s serves RANDOM weights (exported with --pretrained none)", name)
@@ -112,12 +114,15 @@ class ClipService:
         models = [m for info in self.versions.values() for m in (info.image_model, info.text_model)]
         return bool(models) and await self.triton.ready(models)
 
-    def version(self, requested: str | None) -> VersionInfo:
-        name = requested or self.settings.clip_version_id
-        if name not in self.versions:
+    def version(self, requested: str | None, route: str = "clip") -> VersionInfo:
+        """The served version a route family may use (gateway/route_families.py says which)."""
+        family = ROUTE_FAMILIES[route]
+        name = requested or getattr(self.settings, family.default_setting)
+        if name not in self.versions or not family.serves(self.versions[name].family):
             if not self.versions:
                 raise TritonUnavailable("No CLIP version is loaded yet (is Triton up?); retry shortly.")
-            raise UnknownVersion(name, sorted(self.versions))
+            served = sorted(n for n, info in self.versions.items() if family.serves(info.family))
+            raise UnknownVersion(name, served, family.label)
         return self.versions[name]
 
     async def _offload(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
@@ -175,8 +180,9 @@ class ClipService:
             self.metrics.image_errors.labels(exc.reason).inc()
             raise exc.at_index(index) if index is not None else exc
 
-    async def embed_images(self, images: list[ImageLike], version: str | None, *, listed: bool = True) -> np.ndarray:
-        info = self.version(version)
+    async def embed_images(self, images: list[ImageLike], version: str | None, *, listed: bool = True,
+                           route: str = "clip") -> np.ndarray:
+        info = self.version(version, route)
         if not images:
             raise InvalidRequest("At least one image is required.")
         if len(images) > self.settings.max_images_per_request:
@@ -190,8 +196,9 @@ class ClipService:
         return await self._triton(info.image_model, IMAGE_INPUT, IMAGE_OUTPUT, batch, info.image_max_batch)
 
     # --- texts -------------------------------------------------------------------------------
-    async def embed_texts(self, texts: list[str], version: str | None, truncate: bool) -> np.ndarray:
-        info = self.version(version)
+    async def embed_texts(self, texts: list[str], version: str | None, truncate: bool,
+                          route: str = "clip") -> np.ndarray:
+        info = self.version(version, route)
         s = self.settings
         if not texts:
             raise InvalidRequest("At least one text is required.")
@@ -228,19 +235,19 @@ class ClipService:
         return out
 
     def _tokenize(self, texts: list[str], info: VersionInfo, truncate: bool) -> np.ndarray:
-        return self.tokenizer.batch(texts, truncate=truncate, buckets=info.text_buckets)
+        return self.tokenizers.get(info).batch(texts, truncate=truncate, buckets=info.text_buckets)
 
     # --- compare -----------------------------------------------------------------------------
     async def _embed_any(self, kind: str, items: list[Any], version: str | None, truncate: bool,
-                         listed: bool) -> np.ndarray:
+                         listed: bool, route: str) -> np.ndarray:
         if kind == "text":
             if not all(isinstance(t, str) for t in items):
                 raise InvalidRequest("Text prompts/subjects must be strings.")
-            return await self.embed_texts(items, version, truncate)
-        return await self.embed_images(items, version, listed=listed)
+            return await self.embed_texts(items, version, truncate, route)
+        return await self.embed_images(items, version, listed=listed, route=route)
 
     async def compare(self, subject: Any, subject_type: str, prompt: Any, prompt_type: str, version: str | None,
-                      truncate: bool) -> list[float] | dict[str, float]:
+                      truncate: bool, route: str = "clip") -> list[float] | dict[str, float]:
         for name, value in (("subject_type", subject_type), ("prompt_type", prompt_type)):
             if value not in _KINDS:
                 raise InvalidRequest(f"{name} must be 'image' or 'text', got {value!r}.")
@@ -258,9 +265,9 @@ class ClipService:
                 "The maximum number of prompts that can be compared at once is "
                 f"{self.settings.max_prompts_per_compare}."
             )
-        self.version(version)  # 404/503 before any decoding
+        self.version(version, route)  # 404/503 before any decoding
         subject_vec, prompt_vecs = await asyncio.gather(
-            self._embed_any(subject_type, [subject], version, truncate, listed=False),
-            self._embed_any(prompt_type, prompts, version, truncate, listed=len(prompts) > 1),
+            self._embed_any(subject_type, [subject], version, truncate, listed=False, route=route),
+            self._embed_any(prompt_type, prompts, version, truncate, listed=len(prompts) > 1, route=route),
         )
         return shape_similarity(cosine(subject_vec[0], prompt_vecs), keys)

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     clip_version_id: str = Field(
         "ViT-B-16", validation_alias=_upstream("CLIP_VERSION_ID"), description="Default `clip_version_id`."
     )
+    perception_encoder_version_id: str = Field(
+        "PE-Core-L14-336", validation_alias=_upstream("PERCEPTION_ENCODER_VERSION_ID"),
+        description="Default `perception_encoder_version_id` of the /perception_encoder routes.",
+    )
 
     # --- request limits ----------------------------------------------------------------------
     max_images_per_request: int = Field(

@@ -14,18 +14,20 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
-from tritonclient.grpc import KeepAliveOptions, service_pb2
+from tritonclient.grpc import InferInput, InferRequestedOutput, KeepAliveOptions, service_pb2
 from tritonclient.grpc._utils import get_error_grpc
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
-from gateway.contract import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, Param, parse_buckets
+from gateway.contract import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, Param
 from gateway.endpoints import SERVICE_CONFIG, Endpoints
 from gateway.errors import Overloaded, TritonUnavailable
 from gateway.images.decode import Preprocess
+from gateway.text.registry import text_buckets
 
 log = logging.getLogger("gateway.triton")
 
-__all__ = ["IMAGE_INPUT", "IMAGE_OUTPUT", "TEXT_INPUT", "TEXT_OUTPUT", "TritonClient", "VersionInfo"]
+__all__ = ["IMAGE_INPUT", "IMAGE_OUTPUT", "TEXT_INPUT", "TEXT_OUTPUT", "FILE_INPUT", "FILE_OUTPUT", "TritonClient", "VersionInfo"]
+FILE_INPUT, FILE_OUTPUT = "request__0", "file__0"  # the tokenizer model (triton_clip/tokenizer_model.py)
 _MAX_MESSAGE = 2**31 - 1  # tritonclient's own default (MAX_GRPC_MESSAGE_SIZE)
 _UNAVAILABLE_CODES = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.NOT_FOUND",
                       "StatusCode.CANCELLED", "StatusCode.UNKNOWN"}
@@ -50,13 +52,20 @@ class VersionInfo:
     precision: str
     tokenizer_sha256: str
     activation: str = "?"
+    family: str = "clip"
+    tokenizer: str = "clip-bpe"
+    text_clean: str = "lower"
+    tokenizer_model: str = ""
 
     def public(self) -> dict[str, object]:
         return {
-            "clip_version_id": self.version, "open_clip_model": self.open_clip_model,
+            "clip_version_id": self.version, "open_clip_model": self.open_clip_model, "family": self.family,
             "pretrained": self.pretrained, "weights_random": self.weights_random, "precision": self.precision,
             "activation": self.activation, "embedding_dim": self.embed_dim, "image_size": self.preprocess.size,
-            "context_length": self.context_length, "models": [self.image_model, self.text_model],
+            "resize_mode": self.preprocess.resize_mode, "interpolation": self.preprocess.interpolation,
+            "context_length": self.context_length, "text_buckets": list(self.text_buckets),
+            "tokenizer": self.tokenizer, "tokenizer_sha256": self.tokenizer_sha256, "text_clean": self.text_clean,
+            "models": [self.image_model, self.text_model] + ([self.tokenizer_model] if self.tokenizer_model else []),
         }
 
 
@@ -85,12 +94,15 @@ def versions_from_configs(configs: list[dict]) -> dict[str, VersionInfo]:
                                   interpolation=image.get(Param.INTERPOLATION, "bicubic"),
                                   fill_color=int(image.get(Param.FILL_COLOR, "0"))),
             context_length=int(text[Param.CONTEXT_LENGTH]),
-            text_buckets=parse_buckets(text.get(Param.TEXT_BUCKETS, text[Param.CONTEXT_LENGTH])),
+            text_buckets=text_buckets(text),
             image_max_batch=int(pair["image"].get("max_batch_size", 1)) or 1,
             text_max_batch=int(pair["text"].get("max_batch_size", 1)) or 1,
             open_clip_model=image.get(Param.OPEN_CLIP_MODEL, version), pretrained=image.get(Param.PRETRAINED, "?"),
             weights_random=image.get(Param.WEIGHTS_RANDOM) == "true", precision=image.get(Param.PRECISION, "fp32"),
             tokenizer_sha256=text.get(Param.TOKENIZER_SHA256, ""), activation=image.get(Param.ACTIVATION, "?"),
+            family=image.get(Param.FAMILY, "clip"), tokenizer=text.get(Param.TOKENIZER, "clip-bpe"),
+            text_clean=text.get(Param.TEXT_CLEAN, "lower"),
+            tokenizer_model=f"clip-{version}-tokenizer" if text.get(Param.TOKENIZER) == "hf" else "",
         )
     return found
 
@@ -224,3 +236,11 @@ class TritonClient:
         chunks = [batch[i : i + max_batch] for i in range(0, len(batch), max_batch)]
         parts = await asyncio.gather(*(self._infer_one(model, input_name, output_name, c) for c in chunks))
         return np.concatenate(parts, axis=0)
+
+    async def fetch_file(self, model: str) -> bytes:
+        """The file a tokenizer model serves (one call per new tokenizer, not per request)."""
+        request = InferInput(FILE_INPUT, [1, 1], "UINT8")
+        request.set_data_from_numpy(np.zeros((1, 1), dtype=np.uint8))
+        result = await self._call(self._client.infer(model, [request], outputs=[InferRequestedOutput(FILE_OUTPUT)],
+                                                     client_timeout=self.timeout_s))
+        return result.as_numpy(FILE_OUTPUT)[0].tobytes()

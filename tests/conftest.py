@@ -60,19 +60,24 @@ class TritonEndpoints:
         return f"http://{self.http}{path}"
 
 
-@pytest.fixture(scope="session")
-def triton(tiny_repository, tmp_path_factory) -> Iterator[TritonEndpoints]:
+def run_triton(repository: Path, log_dir: Path, ready_s: float = 180) -> Iterator[TritonEndpoints]:
+    """One real tritonserver on free loopback ports for a fixture's lifetime."""
     from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install
 
     install(DEFAULT_HOME)
-    opts = TritonOptions(tiny_repository, "127.0.0.1", free_port(), free_port(), free_port())
-    log_file = tmp_path_factory.mktemp("logs") / "tritonserver.log"
+    opts = TritonOptions(repository, "127.0.0.1", free_port(), free_port(), free_port())
+    log_file = log_dir / "tritonserver.log"
     server = TritonProcess(opts, log_file=log_file)
     try:
-        server.wait_ready(180)
+        server.wait_ready(ready_s)
         yield TritonEndpoints(server, f"127.0.0.1:{opts.http_port}", opts.grpc_url, log_file)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def triton(tiny_repository, tmp_path_factory) -> Iterator[TritonEndpoints]:
+    yield from run_triton(tiny_repository, tmp_path_factory.mktemp("logs"))
 
 
 def gateway_env(triton: TritonEndpoints, **extra: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ leaves a half-written model for Triton to trip over.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import os
@@ -21,15 +20,21 @@ from typing import Callable
 
 import torch
 
-from gateway.contract import EOT_ID, SOT_ID, TEXT_BUCKETS, Param, format_buckets, text_buckets
+from gateway.contract import Param, format_buckets, text_buckets
 from triton_clip import provenance, sizing
+from triton_clip.families import check_tokenizer, family_of, tokenizer_export
+from triton_clip.families import text_tower as choose_text_tower
 from triton_clip.repository import RUNNER, Target, TowerSpec, write_model
-from triton_clip.towers import ExportError, ImageTower, TextTower, to_torchscript
+from triton_clip.tokenizer_model import tokenizer_model_name, write_tokenizer_folder
+from triton_clip.towers import ExportError, ImageTower, to_torchscript
 from triton_clip.versions import RANDOM_WEIGHTS, model_names, open_clip_name
 
 log = logging.getLogger("triton_clip.export")
 FP32_TOLERANCE = 1e-4
 FP16_MIN_COSINE = 0.999
+# Short texts (every one under 16 tokens) for the scripted-vs-eager check, and hostile ones for the tokenizer.
+VERIFY_TEXTS = ["a photo of a dog", "", "A Diagram, of 3 things!"]
+TOKENIZER_TEXTS = [*VERIFY_TEXTS, "   ", "Ünïcödé café 日本語 🐶🇫🇷", "&amp; &lt;b&gt; it's", "word " * 100]
 
 Progress = Callable[[str], None]
 
@@ -115,10 +120,6 @@ def _plain(value):  # noqa: ANN001, ANN202 - lists and tuples compare equal
     return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _check(name: str, got: torch.Tensor, want: torch.Tensor, fp16: bool) -> None:
     if fp16:
         cos = torch.nn.functional.cosine_similarity(got.float(), want.float(), dim=-1).min().item()
@@ -130,19 +131,19 @@ def _check(name: str, got: torch.Tensor, want: torch.Tensor, fp16: bool) -> None
         raise ExportError(f"{name}: TorchScript differs from eager open_clip by {diff:.2e} > {FP32_TOLERANCE}.")
 
 
-def _verify(model, image_ts, text_ts, size: int, mean, std, context: int, fp16: bool) -> None:  # noqa: ANN001
-    """Scripted towers must reproduce eager open_clip (the reference) before anything is written."""
+def _verify(model, image_ts, text_ts, size: int, mean, std, ids, lengths, fp16: bool) -> None:  # noqa: ANN001
+    """Scripted towers must reproduce eager open_clip (the reference) before anything is written.
+
+    `lengths` are the input lengths the text tower will be sent: a bucket is only recorded once a
+    short input has been shown here to give the full-context embedding.
+    """
     gen = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (3, 3, size, size), dtype=torch.uint8, generator=gen)
-    ids = torch.randint(1, 49000, (3, context), generator=gen)
-    ids[:, 0] = SOT_ID
-    ids[:, 10:] = 0
-    ids[:, 9] = EOT_ID
     normalised = (pixels.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     with torch.inference_mode():
         want_image, want_text = model.encode_image(normalised), model.encode_text(ids)
         _check("image tower", image_ts(pixels), want_image, fp16)
-        for length in (TEXT_BUCKETS[0], context):
+        for length in lengths:
             _check(f"text tower (L={length})", text_ts(ids[:, :length]), want_text, fp16)
 
 
@@ -153,8 +154,6 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
     progress(f"{request.version}: loading open_clip model (weights: {request.pretrained})")
     model = load_model(request)
     tokenizer = open_clip.get_tokenizer(open_clip_name(request.version))
-    if type(tokenizer).__name__ != "SimpleTokenizer":
-        raise ExportError(f"tokenizer {type(tokenizer).__name__} is not supported by the gateway (CLIP BPE only).")
     pre = open_clip.get_model_preprocess_cfg(model)
     size = int(pre["size"][0] if isinstance(pre["size"], (tuple, list)) else pre["size"])
     if isinstance(pre["size"], (tuple, list)) and pre["size"][0] != pre["size"][1]:
@@ -165,7 +164,11 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
 
     progress(f"{request.version}: scripting image and text towers")
     source = copy.deepcopy(model) if request.fp16 else model  # .half() must not touch the fp32 reference
-    image_tower, text_tower = ImageTower(source, pre["mean"], pre["std"]), TextTower(source)
+    (text_module, variable_length), family = choose_text_tower(source), family_of(open_clip_name(request.version))
+    tok = tokenizer_export(tokenizer, context, Path(open_clip.tokenizer.default_bpe()))
+    check_tokenizer(tokenizer, tok, TOKENIZER_TEXTS)
+    buckets = text_buckets(context) if variable_length else (context,)
+    image_tower, text_tower = ImageTower(source, pre["mean"], pre["std"]), text_module
     if request.fp16:
         image_tower, text_tower = image_tower.half(), text_tower.half()
     image_ts = to_torchscript(image_tower, torch.zeros(2, 3, size, size, dtype=torch.uint8))
@@ -174,14 +177,18 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
         embed_dim = int(image_ts(torch.zeros(1, 3, size, size, dtype=torch.uint8)).shape[1])
 
     progress(f"{request.version}: verifying against eager open_clip")
-    _verify(model, image_ts, text_ts, size, pre["mean"], pre["std"], context, request.fp16)
+    _verify(model, image_ts, text_ts, size, pre["mean"], pre["std"], tokenizer(VERIFY_TEXTS),
+            (buckets[0], context), request.fp16)
 
-    vocab = Path(open_clip.tokenizer.default_bpe())
     record = provenance.describe(request)
-    image_params, text_params = _parameters(request, pre, size, context, embed_dim, vocab, record)
-    buckets = text_buckets(context)
+    image_params, text_params = _parameters(request, pre, size, context, embed_dim, record)
+    image_params[Param.FAMILY] = text_params[Param.FAMILY] = family
+    text_params.update(tok.params)
+    text_params[Param.TEXT_BUCKETS] = format_buckets(buckets)
+    text_params[Param.TEXT_BUCKETS_EXACT] = str(variable_length).lower()
     image_spec = TowerSpec(image_name, "image", request.target, [3, size, size], embed_dim, image_params)
-    text_spec = TowerSpec(text_name, "text", request.target, [-1], embed_dim, text_params,
+    text_spec = TowerSpec(text_name, "text", request.target, [-1 if variable_length else context], embed_dim,
+                          text_params,
                           warmup_dims=[[b] for b in buckets])
     if request.target == "gpu":
         plan = sizing.size_gpu(sizing.shape_of(model, open_clip_name(request.version)), request.fp16,
@@ -192,13 +199,13 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
                  f"text batch {plan.text.max_batch_size}, {plan.image.instances} instance(s)")
     progress(f"{request.version}: writing {image_name} and {text_name}")
     manifest = {"clip_version": request.version, "provenance": record, "image": image_params, "text": text_params}
-    _write(repository, [(image_spec, image_ts), (text_spec, text_ts)], manifest, vocab)
+    _write(repository, [(image_spec, image_ts), (text_spec, text_ts)], manifest, request, tok)
     if request.pretrained == RANDOM_WEIGHTS:
         log.warning("%s exported with RANDOM weights (--pretrained none): embeddings are meaningless.", request.version)
     return repository / image_name
 
 
-def _parameters(request: ExportRequest, pre: dict, size: int, context: int, embed_dim: int, vocab: Path,
+def _parameters(request: ExportRequest, pre: dict, size: int, context: int, embed_dim: int,
                 record: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """Model-config parameters of both towers: what the gateway needs (gateway/contract.py) + provenance."""
     random_weights = request.pretrained == RANDOM_WEIGHTS
@@ -221,17 +228,15 @@ def _parameters(request: ExportRequest, pre: dict, size: int, context: int, embe
              Param.MEAN: ",".join(map(str, pre["mean"])), Param.STD: ",".join(map(str, pre["std"])),
              Param.INTERPOLATION: str(pre["interpolation"]), Param.RESIZE_MODE: str(pre["resize_mode"]),
              Param.FILL_COLOR: str(pre.get("fill_color", 0))}
-    text = {**meta, Param.TOWER: "text", Param.CONTEXT_LENGTH: str(context), Param.TOKENIZER: "clip-bpe",
-            Param.TOKENIZER_SHA256: _sha256(vocab), Param.SOT_ID: str(SOT_ID), Param.EOT_ID: str(EOT_ID),
-            Param.TEXT_BUCKETS: format_buckets(text_buckets(context))}
+    text = {**meta, Param.TOWER: "text", Param.CONTEXT_LENGTH: str(context)}  # + the tokenizer's own (families.py)
     if request.target == "cpu":
         image["num_threads"] = text["num_threads"] = str(request.cpu_threads)
     return image, text
 
 
 def _write(repository: Path, specs: list[tuple[TowerSpec, torch.jit.ScriptModule]], manifest: dict,
-           vocab: Path) -> None:
-    """Stage both model folders next to the repository, then move them in: never one tower without the other."""
+           request: ExportRequest, tok) -> None:  # noqa: ANN001 - families.TokenizerExport
+    """Stage the model folders next to the repository, then move them in: never one tower without the other."""
     repository.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=repository.parent))
     try:
@@ -242,15 +247,17 @@ def _write(repository: Path, specs: list[tuple[TowerSpec, torch.jit.ScriptModule
             scripted.unlink()
             (staging / spec.name / provenance.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         text_name = specs[1][0].name
-        shutil.copyfile(vocab, staging / text_name / vocab.name)
-        for spec, _ in specs:
-            final = repository / spec.name
+        for file_name, data in tok.files.items():
+            (staging / text_name / file_name).write_bytes(data)
+        folders = [spec.name for spec, _ in specs] + write_tokenizer_folder(staging, request, tok)
+        for name in folders:
+            final = repository / name
             if final.exists():
                 shutil.rmtree(final)
-            os.replace(staging / spec.name, final)
+            os.replace(staging / name, final)
     except BaseException:
-        for spec, _ in specs:
-            shutil.rmtree(repository / spec.name, ignore_errors=True)
+        for name in (*model_names(request.version), tokenizer_model_name(request.version)):  # all or nothing
+            shutil.rmtree(repository / name, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -160,7 +160,8 @@ def exported_versions(repository: Path) -> dict[str, list[Path]]:
         except OSError:
             continue
         version = match.group(1) if match else None
-        if version and SAFE_VERSION_ID.match(version) and folder.name in model_names(version):
+        ours = (*model_names(version), f"{MODEL_PREFIX}{version}-tokenizer") if version else ()
+        if version and SAFE_VERSION_ID.match(version) and folder.name in ours:
             out.setdefault(version, []).append(folder)
     return out
 

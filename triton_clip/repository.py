@@ -73,6 +73,13 @@ def _warmup(spec: TowerSpec, input_name: str, dtype: str) -> str:
     return "model_warmup [\n" + ",\n".join(entries) + "\n]\n"
 
 
+def parameters_pbtxt(params: dict[str, str]) -> str:
+    """Model-config `parameters` entries: the facts the gateway reads from Triton."""
+    return "".join(
+        f'parameters {{ key: "{k}" value {{ string_value: {json.dumps(str(v))} }} }}\n' for k, v in sorted(params.items())
+    )
+
+
 def config_pbtxt(spec: TowerSpec) -> str:
     input_name, output_name = TENSORS[spec.tower]
     dtype = "TYPE_UINT8" if spec.tower == "image" else "TYPE_INT64"
@@ -87,9 +94,7 @@ def config_pbtxt(spec: TowerSpec) -> str:
         head = 'backend: "python"\n'
         kind = "KIND_CPU"
         params = spec.parameters
-    param_text = "".join(
-        f'parameters {{ key: "{k}" value {{ string_value: {json.dumps(str(v))} }} }}\n' for k, v in sorted(params.items())
-    )
+    param_text = parameters_pbtxt(params)
     return (
         f'name: "{spec.name}"\n{head}max_batch_size: {b.max_batch_size}\n'
         f'input [ {{ name: "{input_name}" data_type: {dtype} dims: {_dims(spec.input_dims)} }} ]\n'

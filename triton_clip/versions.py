@@ -25,5 +25,15 @@ ROBOFLOW_VERSIONS: dict[str, str] = {
 }
 
 
+# Roboflow's / Meta's Perception Encoder ids (served on /perception_encoder/*) -> open_clip names.
+PERCEPTION_ENCODER_VERSIONS: dict[str, str] = {
+    "PE-Core-T16-384": "PE-Core-T-16-384",
+    "PE-Core-S16-384": "PE-Core-S-16-384",
+    "PE-Core-B16-224": "PE-Core-B-16",
+    "PE-Core-L14-336": "PE-Core-L-14-336",
+    "PE-Core-G14-448": "PE-Core-bigG-14-448",
+}
+
+
 def open_clip_name(version: str) -> str:
-    return ROBOFLOW_VERSIONS.get(version, version)
+    return ROBOFLOW_VERSIONS.get(version) or PERCEPTION_ENCODER_VERSIONS.get(version, version)

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import html
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-import ftfy
 import numpy as np
 import regex
 
 from gateway.contract import PAD_ID, TEXT_BUCKETS
 from gateway.errors import TextTooLong
+from gateway.text.cleaning import clean_lower, get_cleaner
 
 DEFAULT_VOCAB_PATH = Path(__file__).with_name("bpe_simple_vocab_16e6.txt.gz")
 CONTEXT_LENGTH = TEXT_BUCKETS[-1]  # 77: every OpenAI CLIP text tower
@@ -56,10 +55,7 @@ def bytes_to_unicode() -> dict[int, str]:
     return dict(zip(byte_values, map(chr, code_points)))
 
 
-def clean(text: str) -> str:
-    """open_clip's `_clean_lower`: fix mojibake, unescape HTML twice, collapse whitespace, lower-case."""
-    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
-    return " ".join(text.split()).strip().lower()
+clean = clean_lower  # open_clip's default for CLIP BPE ('lower')
 
 
 def bucket_length(n_tokens: int, buckets: Sequence[int]) -> int:
@@ -79,6 +75,7 @@ class ClipTokenizer:
         context_length: int = CONTEXT_LENGTH,
         sot_id: int | None = None,
         eot_id: int | None = None,
+        clean: str = "lower",
     ) -> None:
         path = Path(vocab_path) if vocab_path is not None else DEFAULT_VOCAB_PATH
         raw = path.read_bytes()
@@ -101,6 +98,7 @@ class ClipTokenizer:
         self.sot_id: int = self._special[SOT_TOKEN]
         self.eot_id: int = self._special[EOT_TOKEN]
         self.context_length = context_length
+        self._clean = get_cleaner(clean)
         self.vocab_size = len(self._encoder)
         self._pattern = regex.compile(TOKEN_PATTERN, regex.IGNORECASE)
         self._word_ids = lru_cache(maxsize=WORD_CACHE_SIZE)(self._word_ids_uncached)
@@ -140,7 +138,7 @@ class ClipTokenizer:
     def encode(self, text: str) -> list[int]:
         """BPE ids of `text` without sot/eot; words go through a bounded LRU (prompts repeat a lot)."""
         ids: list[int] = []
-        for token in self._pattern.findall(clean(text)):
+        for token in self._pattern.findall(self._clean(text)):
             ids.extend(self._word_ids(token))
         return ids
 
