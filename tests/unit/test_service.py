@@ -33,11 +33,12 @@ from gateway.metrics import Metrics
 from gateway.schemas import InferenceRequestImage
 from gateway.service import ClipService
 from gateway.settings import Settings
-from gateway.text.tokenize import ClipTokenizer
+from gateway.text.registry import TokenizerRegistry
 from gateway.triton import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, VersionInfo
 
 DIM = 8
-TOKENIZER = ClipTokenizer()
+TOKENIZER = TokenizerRegistry()
+CLIP_BPE = TOKENIZER.clip_bpe(77, "lower")
 
 
 def version_info(name: str = "tiny", **changes: object) -> VersionInfo:
@@ -45,7 +46,7 @@ def version_info(name: str = "tiny", **changes: object) -> VersionInfo:
         version=name, image_model=f"clip-{name}-image", text_model=f"clip-{name}-text", embed_dim=DIM,
         preprocess=Preprocess(size=8), context_length=77, text_buckets=(16, 32, 77), image_max_batch=4,
         text_max_batch=16, open_clip_model=name, pretrained="none", weights_random=True, precision="fp32",
-        tokenizer_sha256=TOKENIZER.sha256,
+        tokenizer_sha256=CLIP_BPE.sha256,
     )
     return replace(info, **changes)
 
@@ -80,6 +81,12 @@ class FakeTriton:
                            "max_batch": max_batch})
         return np.stack([row_embedding(row) for row in batch])
 
+    async def follow_replicas(self) -> None:
+        """One fixed Triton: nothing to re-resolve."""
+
+    async def fetch_file(self, model: str) -> bytes:
+        raise AssertionError(f"no Hugging Face tokenizer in these tests (asked for {model})")
+
     async def close(self) -> None:
         self.closed = True
 
@@ -89,7 +96,7 @@ class FakeTriton:
 
 def text_embedding(text: str) -> np.ndarray:
     """What the fake returns for one text, tokenized independently of the service (16-token bucket)."""
-    return row_embedding(TOKENIZER.batch([text], truncate=False, buckets=(16, 32, 77))[0])
+    return row_embedding(CLIP_BPE.batch([text], truncate=False, buckets=(16, 32, 77))[0])
 
 
 def png_b64(color: tuple[int, int, int], size: tuple[int, int] = (12, 10)) -> str:

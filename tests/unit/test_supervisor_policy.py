@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ def test_backoff_doubles_up_to_its_cap() -> None:
 
 
 def test_a_child_that_keeps_failing_stops_the_supervisor_with_exit_1(caplog) -> None:
+    caplog.set_level(logging.INFO)  # other tests reconfigure the root logger (gateway.logs.configure)
     starts: list[float] = []
 
     def start() -> Proc:
@@ -64,6 +66,7 @@ def test_stop_ends_the_whole_process_group() -> None:
 
 
 def test_a_hung_child_is_killed_and_restarted(caplog) -> None:
+    caplog.set_level(logging.INFO)  # other tests reconfigure the root logger (gateway.logs.configure)
     """A ready child that stops answering its health URL (SIGSTOP: hung) for hang_timeout_s is replaced."""
     import os
     import signal
