@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from triton_clip.versions import DEFAULT_PRETRAINED, DEFAULT_VERSION, ROBOFLOW_VERSIONS
+from triton_clip.threads import PLAN_ENV, PLANS, default_cores, selected_plan
+from triton_clip.versions import DEFAULT_PRETRAINED, DEFAULT_VERSION, ROBOFLOW_VERSIONS, model_names
 
 DEFAULT_REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
 
@@ -31,8 +32,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repository", type=Path, default=Path(os.environ.get("MODEL_REPOSITORY", DEFAULT_REPOSITORY)),
                         help="model repository folder (env MODEL_REPOSITORY, default %(default)s)")
     parser.add_argument("--fp16", action="store_true", help="half-precision weights (gpu target)")
-    parser.add_argument("--cpu-threads", type=int, default=max(1, os.cpu_count() or 1),
-                        help="torch threads per CPU model instance (default: all cores)")
+    parser.add_argument("--cpu-threads", type=int, default=default_cores(),
+                        help="cores the CPU thread plan is sized for (default: the cores this process may use)")
+    parser.add_argument("--cpu-plan", choices=PLANS, default=selected_plan(),
+                        help=f"CPU thread plan across all served towers, see triton_clip/threads.py "
+                             f"(env {PLAN_ENV}, default %(default)s)")
     parser.add_argument("--model-config", type=Path, action="append", default=[],
                         help="extra open_clip model config JSON (its file stem becomes a model name)")
     parser.add_argument("--force", action="store_true", help="re-export versions that already exist")
@@ -45,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from triton_clip.export import ExportRequest, export_version, is_exported, refresh_runner
+    from triton_clip.threads import refresh_repository
     from triton_clip.towers import ExportError
 
     if args.model_config:
@@ -60,11 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         for version in versions:
             if not args.force and is_exported(version, args.repository, args.target):
                 note = " (runner model.py updated)" if refresh_runner(version, args.repository) else ""
+                if args.target == "cpu" and refresh_repository(args.repository, args.cpu_plan, args.cpu_threads,
+                                                               list(model_names(version))):
+                    note += f" (CPU plan set to {args.cpu_plan})"
                 bar.console.print(f"[green]✓[/] {version}: already in {args.repository}{note} (use --force to redo)")
                 bar.advance(overall)
                 continue
             task = bar.add_task(version, total=None)
-            request = ExportRequest(version, pretrained, args.target, args.fp16, args.cpu_threads)
+            request = ExportRequest(version, pretrained, args.target, args.fp16, args.cpu_threads, args.cpu_plan)
             try:
                 folder = export_version(request, args.repository, lambda msg: bar.update(task, description=msg))
             except (ExportError, ValueError) as exc:

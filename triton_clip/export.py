@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 
 from triton_clip.repository import RUNNER, Target, TowerSpec, write_model
+from triton_clip.threads import DEFAULT_PLAN, default_cores, model_threads
 from triton_clip.towers import ExportError, ImageTower, TextTower, to_torchscript
 from triton_clip.versions import RANDOM_WEIGHTS, model_names, open_clip_name
 
@@ -39,7 +40,8 @@ class ExportRequest:
     pretrained: str = "openai"          # open_clip tag, a checkpoint path, or "none"
     target: Target = "cpu"
     fp16: bool = False
-    cpu_threads: int = max(1, os.cpu_count() or 1)
+    cpu_threads: int = default_cores()  # the cores the CPU thread plan is sized for
+    cpu_plan: str = DEFAULT_PLAN         # triton_clip/threads.py: one plan across every served tower
     seed: int = 0                        # random init is reproducible, so tests can rebuild the reference
 
 
@@ -160,12 +162,13 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
     text_params = {**meta, "tower": "text", "context_length": str(context), "tokenizer": "clip-bpe",
                    "tokenizer_sha256": _sha256(vocab), "sot_id": "49406", "eot_id": "49407",
                    "text_buckets": ",".join(str(b) for b in TEXT_BUCKETS if b <= context)}
-    if request.target == "cpu":
-        image_params["num_threads"] = text_params["num_threads"] = str(request.cpu_threads)
+    plan = {t: model_threads(t, request.cpu_threads, request.cpu_plan) if request.target == "cpu" else None
+            for t in ("image", "text")}
     specs = [
-        (TowerSpec(image_name, "image", request.target, [3, size, size], embed_dim, image_params), image_ts),
+        (TowerSpec(image_name, "image", request.target, [3, size, size], embed_dim, image_params,
+                   threads=plan["image"]), image_ts),
         (TowerSpec(text_name, "text", request.target, [-1], embed_dim, text_params,
-                   warmup_dims=[[b] for b in TEXT_BUCKETS if b <= context]), text_ts),
+                   warmup_dims=[[b] for b in TEXT_BUCKETS if b <= context], threads=plan["text"]), text_ts),
     ]
 
     progress(f"{request.version}: writing {image_name} and {text_name}")
