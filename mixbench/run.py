@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import json
 import os
+import signal
 import statistics
 import sys
 from pathlib import Path
@@ -15,9 +16,10 @@ from rich.console import Console
 
 from mixbench import wrk
 from mixbench.stack import ROOT, VARIANTS, Stack
+from triton_clip import threads
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from bench import Noise, jpeg_640x480, machine_info, unique_prompt  # scripts/bench.py helpers
+from bench import Noise, _tree_jiffies, jpeg_640x480, machine_info, unique_prompt  # scripts/bench.py helpers
 
 console = Console()
 INFINITY = {"image": 9.1, "text": 9.1}  # infinity-emb under the same mixed load on this machine (issue 14)
@@ -54,13 +56,14 @@ def measure(url: str, kinds: dict[str, wrk.Kind], loads: list[tuple[str, int]], 
     procs = [(kinds[k], c, wrk.start(url, kinds[k], c, seconds, offset=1000 * n)) for n, (k, c) in enumerate(loads)]
     rows = [{"kind": kind.name, "connections": c, **wrk.result(p, kind, seconds)} for kind, c, p in procs]
     others = round(noise.others_share(), 3)
-    return [{**row, "others_cpu": others} for row in rows]
+    ours = (_tree_jiffies(noise.roots) - noise.ours0) / os.sysconf("SC_CLK_TCK")
+    return [{**row, "others_cpu": others, "our_cpu_s": round(ours, 2)} for row in rows]
 
 
 def run_variant(name: str, args, kinds: dict[str, wrk.Kind], round_no: int) -> list[dict]:
     variant = VARIANTS[name]
     console.print(f"[bold]round {round_no} · {name}[/]: starting Triton + gateway")
-    stack = Stack(variant, args.repository, args.version, args.out, args.cores)
+    stack = Stack(variant, args.repository, args.version, args.out, args.cores, args.gateway_workers)
     rows: list[dict] = []
     try:
         stack.wait_ready()
@@ -87,6 +90,25 @@ def _ratio(a: float, b: float) -> float:
     return round(a / b, 3) if b else float("nan")
 
 
+def _per_cpu_s(rows: list[dict]) -> float:
+    """Items per CPU-second of our processes: robust to neighbours, and spin-waiting lowers it."""
+    return statistics.median(r["items_per_s"] * r["seconds"] / r["our_cpu_s"] for r in rows if r["our_cpu_s"])
+
+
+def cpu_share_sum(pick: dict[tuple[str, str], list[dict]]) -> float:
+    """The sum of shares with CPU time in place of wall time: the fraction of our CPU time under mixed
+    load that did useful work at the single-modality efficiency (equals the wall-clock sum when the
+    machine is ours alone; unlike it, it does not move with what the neighbours take)."""
+    try:
+        image, text = _per_cpu_s(pick[("alone", "image")]), _per_cpu_s(pick[("alone", "text")])
+        rounds = zip(pick[("mixed", "image")], pick[("mixed", "text")])
+        sums = [(i["items_per_s"] * i["seconds"] / image + t["items_per_s"] * t["seconds"] / text) / i["our_cpu_s"]
+                for i, t in rounds if i["our_cpu_s"]]
+        return round(statistics.median(sums), 3)
+    except (statistics.StatisticsError, ZeroDivisionError):
+        return float("nan")
+
+
 def analyse(rows: list[dict]) -> dict[str, dict]:
     """Per variant (median over rounds): rates, shares, p99 ratios, compare against the towers' costs."""
     out = {}
@@ -107,6 +129,7 @@ def analyse(rows: list[dict]) -> dict[str, dict]:
             a[f"p99_ratio_{k}"] = _ratio(m[f"mixed_{k}_p99_ms"], m[f"alone_{k}_p99_ms"])
             a[f"vs_infinity_{k}"] = _ratio(m[f"mixed_{k}_items_per_s"], INFINITY[k])
         a["share_sum"] = round(a["share_image"] + a["share_text"], 3)
+        a["cpu_share_sum"] = cpu_share_sum(pick)
         if "flood_text_p99_ms" in m:  # one text client next to an image flood, against that client alone
             a["flood_text_p99_ratio"] = _ratio(m["flood_text_p99_ms"], m["single_text_p99_ms"])
         if "alone_compare_rps" in m:
@@ -120,21 +143,26 @@ def analyse(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # so the servers are stopped by the finally blocks
+
+
 def main(args) -> int:  # args: the argparse namespace of scripts/bench_mixed.py
+    signal.signal(signal.SIGTERM, _interrupt)
     args.out = args.out or ROOT / "results" / f"mixed-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
     args.out.mkdir(parents=True, exist_ok=True)
     ensure_exported(args.repository, args.version)
     kinds = request_kinds(args.out)
+    before = set(threads.repository_plans(args.repository).values())
     rows: list[dict] = []
     try:
         for round_no in range(1, args.rounds + 1):
             order = args.variants if round_no % 2 else list(reversed(args.variants))  # A B, then B A
             for name in order:
                 rows += run_variant(name, args, kinds, round_no)
-    finally:
-        from triton_clip import threads
-
-        threads.refresh_repository(args.repository, threads.DEFAULT_PLAN, args.cores)
+    finally:  # leave the repository on the plan it had (when a variant rewrote it)
+        if len(before) == 1 and any(VARIANTS[v].plan for v in args.variants):
+            threads.refresh_repository(args.repository, before.pop(), args.cores)
     from mixbench.report import plot, table
 
     analysis = analyse(rows)
@@ -152,9 +180,11 @@ def main(args) -> int:  # args: the argparse namespace of scripts/bench_mixed.py
 
 
 def ensure_exported(repository: Path, version: str) -> None:
-    from triton_clip.export import is_exported
+    from triton_clip.export import is_exported, refresh_runner
 
-    if not is_exported(version, repository, "cpu"):
+    if is_exported(version, repository, "cpu"):
+        refresh_runner(version, repository)  # the runner of this checkout, not of the export's
+    else:
         from triton_clip.cli import main as export_main
 
         console.print(f"exporting {version} (random weights) into {repository}")

@@ -20,7 +20,7 @@ class Variant:
     """A plan from triton_clip/threads.py, optionally with extra Triton environment (A/B runs)."""
 
     name: str
-    plan: str
+    plan: str | None  # None: serve the repository's configs as they are (e.g. the GPU script's)
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -30,15 +30,17 @@ VARIANTS = {
     "legacy": Variant("legacy", "legacy"),
     "legacy+passive": Variant("legacy+passive", "legacy", {"OMP_WAIT_POLICY": "PASSIVE"}),
     "shared+active": Variant("shared+active", "shared", {"OMP_WAIT_POLICY": "ACTIVE"}),
+    "asis": Variant("asis", None),
 }
 
 
 class Stack:
     """One Triton (the repository rewritten to the variant's plan) and one gateway with the text cache off."""
 
-    def __init__(self, variant: Variant, repository: Path, version: str, out: Path, cores: int) -> None:
+    def __init__(self, variant: Variant, repository: Path, version: str, out: Path, cores: int,
+                 workers: int = 1) -> None:
         self.variant, self.out = variant, out
-        changed = threads.refresh_repository(repository, variant.plan, cores)
+        changed = threads.refresh_repository(repository, variant.plan, cores) if variant.plan else []
         install(DEFAULT_HOME)
         ports = {k: free_port() for k in ("http", "grpc", "metrics", "gateway")}
         opts = TritonOptions(repository, "127.0.0.1", ports["http"], ports["grpc"], ports["metrics"],
@@ -51,7 +53,8 @@ class Stack:
                    GATEWAY_MAX_INFLIGHT="512", GATEWAY_TEXT_CACHE_SIZE="0")
         log = open(out / f"gateway-{variant.name}.log", "ab")  # noqa: SIM115 - closed with the process
         self.gateway = subprocess.Popen([sys.executable, "-m", "uvicorn", "gateway.main:create_app", "--factory",
-                                         "--host", "127.0.0.1", "--port", str(ports["gateway"]), "--no-access-log"],
+                                         "--host", "127.0.0.1", "--port", str(ports["gateway"]), "--no-access-log",
+                                         "--workers", str(workers)],
                                         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{ports['gateway']}"
 

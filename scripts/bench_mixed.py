@@ -35,6 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-compare", action="store_true", help="skip the compare scenario")
     parser.add_argument("--flood", type=int, default=16,
                         help="image connections of the fairness scenario against 1 text client (0 = skip)")
+    parser.add_argument("--gateway-workers", type=int, default=1, help="uvicorn worker processes of the gateway")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--docs", type=Path, default=None)
     args = parser.parse_args(argv)

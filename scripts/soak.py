@@ -101,7 +101,8 @@ CLASSES = [f"a photo of a {n}" for n in ("dog", "cat", "car", "bicycle", "person
                                           "airplane", "bird", "horse", "pizza", "laptop", "chair")]
 
 
-async def load(base: str, concurrency: int, seconds: float, counters: dict, rng: random.Random) -> None:
+async def load(base: str, concurrency: int, seconds: float, counters: dict, rng: random.Random,
+               latencies: dict[str, list[float]]) -> None:
     import httpx
 
     images = jpegs()
@@ -131,6 +132,7 @@ async def load(base: str, concurrency: int, seconds: float, counters: dict, rng:
         async def worker() -> None:
             while time.monotonic() < deadline:
                 route, payload = body()
+                start = time.perf_counter()
                 try:
                     r = await client.post(f"/clip/{route}", content=payload, headers=headers)
                     ok = r.status_code == 200
@@ -138,6 +140,8 @@ async def load(base: str, concurrency: int, seconds: float, counters: dict, rng:
                     ok = False
                 counters["ok" if ok else "errors"] += 1
                 counters[route] = counters.get(route, 0) + 1
+                if ok:  # latency per route (issue 14): a mixed load must not starve one route
+                    latencies.setdefault(route, []).append(time.perf_counter() - start)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
@@ -178,6 +182,16 @@ def summarise(rows: list[dict], args: argparse.Namespace, info: dict) -> tuple[s
             f"{json.dumps(info['routes'])}.", "",
             f"Command: `{info['command']}`", ""]
     return "\n".join(head + lines) + "\n", cols
+
+
+def latency_table(latencies: dict[str, list[float]]) -> str:
+    """p50/p95/p99 per route over the whole soak (successful requests)."""
+    lines = ["", "| route | requests | p50 ms | p95 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
+    for route, values in sorted(latencies.items()):
+        ms = np.array(values) * 1000
+        p50, p95, p99 = (np.percentile(ms, q) for q in (50, 95, 99))
+        lines.append(f"| {route} | {len(ms)} | {p50:.0f} | {p95:.0f} | {p99:.0f} | {ms.max():.0f} |")
+    return "\n".join(lines) + "\n"
 
 
 def plot(rows: list[dict], cols: list[str], path: Path, title: str) -> None:
@@ -251,6 +265,7 @@ def main() -> int:
         print(f"soak: {version}, {args.concurrency} clients for {args.minutes:g} min against {base}; "
               f"gateway pid {gateway.pid}, tritonserver pid {server.pid}")
         counters = {"ok": 0, "errors": 0}
+        latencies: dict[str, list[float]] = {}
         rows: list[dict] = []
         seconds = args.minutes * 60
         t0 = time.monotonic()
@@ -265,7 +280,7 @@ def main() -> int:
                           flush=True)
 
             await asyncio.gather(
-                load(base, args.concurrency, seconds, counters, random.Random(0)),
+                load(base, args.concurrency, seconds, counters, random.Random(0), latencies),
                 sampler({"gateway": gateway.pid, "tritonserver": server.pid}, server.pid, args.interval,
                         seconds, counters, rows, t0),
                 progress())
@@ -285,6 +300,7 @@ def main() -> int:
             "model": f"{version} (random init)", "routes": {k: v for k, v in counters.items() if k not in ("ok", "errors")},
             "command": " ".join([".venv/bin/python", "scripts/soak.py", *sys.argv[1:]])}
     table, cols = summarise(rows, args, info)
+    table += latency_table(latencies)
     plot(rows, cols, args.png, f"Soak: RSS over time, {info['model']}, {args.concurrency} clients")
     args.md.write_text(table)
     print(table)
