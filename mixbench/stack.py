@@ -27,6 +27,7 @@ class Variant:
 VARIANTS = {
     "shared": Variant("shared", "shared"),
     "split": Variant("split", "split"),
+    "passive": Variant("passive", "passive"),
     "legacy": Variant("legacy", "legacy"),
     "legacy+passive": Variant("legacy+passive", "legacy", {"OMP_WAIT_POLICY": "PASSIVE"}),
     "shared+active": Variant("shared+active", "shared", {"OMP_WAIT_POLICY": "ACTIVE"}),

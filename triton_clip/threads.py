@@ -2,19 +2,22 @@
 
 Each CPU tower runs in its own Python-backend stub process with its own torch/OpenMP pool. Sizing
 each pool to the cores (`instances x threads <= cores` per tower) is right for one tower alone and
-wrong for two at once: both pools spin-wait on the same cores (GNU OpenMP spins before sleeping),
-and mixed image+text traffic ran at 0.27 of the single-modality rates (issue 14). The plan holds for
-any number of towers because it never relies on towers taking turns by luck:
+wrong for two at once: both pools spin-wait on the same cores (GNU OpenMP spins before it sleeps),
+and mixed image+text traffic ran at 0.27 of the single-modality rates (issue 14). Plans:
 
-* `shared` (default): every instance uses all cores, and Triton's rate limiter gives each instance a
-  claim on the global resource `cpu_cores` equal to the core count, so exactly one tower executes at a
-  time (one shared executor, like a single-process server); text instances get the better priority so
-  a stream of image batches cannot starve short texts. OpenMP threads sleep when idle (PASSIVE).
-* `split`: single-threaded instances, `cores` of them per tower; the OS time-shares them (no OpenMP
-  pool at all), no rate limiter.
-* `legacy`: the previous behaviour (all cores per tower, no limiter, OpenMP default), for A/B runs.
+* `passive` (default): one instance per tower with all cores, 1 inter-op thread, and OpenMP threads
+  that sleep instead of spinning when they wait (`OMP_WAIT_POLICY=PASSIVE` in Triton's environment),
+  so towers busy at the same time time-share the cores instead of burning them.
+* `shared`: as `passive`, plus Triton's rate limiter: every instance claims the global resource
+  `cpu_cores` = cores, so exactly one execution runs at a time (one shared executor), texts first.
+  Measured: a closed-loop text client then waits behind every image batch (texts/s fall to the image
+  rate), so it is not the default; it suits strict memory or latency-isolation needs.
+* `split`: `cores` single-threaded instances per tower (no OpenMP pool), time-shared by the OS;
+  doubles the weights in memory and measured slower here.
+* `legacy`: the previous behaviour (all cores per tower, OpenMP default), for A/B runs.
 
-The measurements that chose the default are in docs/benchmarks.md ("Mixed traffic").
+Every plan holds for any number of towers and versions. The measurements that chose the default are
+in docs/benchmarks.md ("Mixed traffic") and docs/mixed-traffic.md.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-PLANS = ("shared", "split", "legacy")
-DEFAULT_PLAN = "shared"
+PLANS = ("passive", "shared", "split", "legacy")
+DEFAULT_PLAN = "passive"
 PLAN_ENV = "CLIP_CPU_PLAN"
 RESOURCE = "cpu_cores"
 PRIORITY = {"text": 1, "image": 2}  # Triton: priority 2 gets half the scheduling chances of priority 1
@@ -64,6 +67,8 @@ def model_threads(tower: str, cores: int, plan: str = DEFAULT_PLAN) -> ModelThre
         return ModelThreads(plan, cores, 1, 1, resource=cores, priority=PRIORITY.get(tower, 1))
     if plan == "split":
         return ModelThreads(plan, 1, cores, 1)
+    if plan == "passive":
+        return ModelThreads(plan, cores, 1, 1)
     if plan == "legacy":
         return ModelThreads(plan, cores, 1, cores)
     raise ValueError(f"unknown CPU plan {plan!r}; choose one of {', '.join(PLANS)}")

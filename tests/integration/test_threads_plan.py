@@ -35,21 +35,20 @@ def test_export_writes_the_plan_and_switches_it_without_reexport(tmp_path: Path)
     repo = tmp_path / "repo"
     result = export(repo)
     assert result.returncode == 0, result.stdout + result.stderr
-    for name, tower in zip(MODELS, ("image", "text")):
-        cfg = config(repo, name)
-        (group,) = cfg.instance_group
-        assert group.count == 1 and group.rate_limiter.priority == threads.PRIORITY[tower]
-        assert [(r.name, r.count) for r in group.rate_limiter.resources] == [(threads.RESOURCE, 2)]
-        assert cfg.parameters["num_threads"].string_value == "2"
-        assert cfg.parameters["cpu_plan"].string_value == threads.DEFAULT_PLAN
-    weights = (repo / MODELS[0] / "1" / "model.pt").stat().st_mtime_ns
-    again = export(repo, **{threads.PLAN_ENV: "split"})
-    assert again.returncode == 0 and "CPU plan set to split" in " ".join(again.stdout.split()), again.stdout
-    assert (repo / MODELS[0] / "1" / "model.pt").stat().st_mtime_ns == weights  # configs only
     for name in MODELS:
         cfg = config(repo, name)
-        assert cfg.instance_group[0].count == 2 and not cfg.instance_group[0].rate_limiter.resources
-        assert cfg.parameters["num_threads"].string_value == "1"
+        (group,) = cfg.instance_group
+        assert group.count == 1 and not group.rate_limiter.resources
+        params = {k: v.string_value for k, v in cfg.parameters.items()}
+        assert (params["cpu_plan"], params["num_threads"], params["interop_threads"]) == ("passive", "2", "1")
+    weights = (repo / MODELS[0] / "1" / "model.pt").stat().st_mtime_ns
+    again = export(repo, **{threads.PLAN_ENV: "shared"})
+    assert again.returncode == 0 and "CPU plan set to shared" in " ".join(again.stdout.split()), again.stdout
+    assert (repo / MODELS[0] / "1" / "model.pt").stat().st_mtime_ns == weights  # configs only
+    for name, tower in zip(MODELS, ("image", "text")):
+        (group,) = config(repo, name).instance_group
+        assert [(r.name, r.count) for r in group.rate_limiter.resources] == [(threads.RESOURCE, 2)]
+        assert group.rate_limiter.priority == threads.PRIORITY[tower]
 
 
 def _environ(pid: int) -> dict[str, str]:
@@ -65,7 +64,7 @@ def _children(pid: int) -> list[int]:
 def test_embedded_triton_runs_with_the_plan(triton) -> None:
     pid = triton.process.pid
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    assert b"--rate-limit=execution_count" in cmdline
+    assert not any(arg.startswith(b"--rate-limit") for arg in cmdline)  # the default plan needs no limiter
     stubs = _children(pid)
     assert len(stubs) >= len(MODELS)  # one Python-backend stub per model instance
     for process in (pid, *stubs):
@@ -73,6 +72,6 @@ def test_embedded_triton_runs_with_the_plan(triton) -> None:
     for name in MODELS:
         with urllib.request.urlopen(triton.url(f"/v2/models/{name}/config"), timeout=10) as response:
             served = json.load(response)
-        (group,) = served["instance_group"]
-        assert group["rate_limiter"]["resources"][0]["name"] == threads.RESOURCE
+        assert served["instance_group"][0]["count"] == 1
         assert served["parameters"]["cpu_plan"]["string_value"] == threads.DEFAULT_PLAN
+        assert served["parameters"]["interop_threads"]["string_value"] == "1"

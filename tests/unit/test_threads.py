@@ -45,6 +45,16 @@ def test_shared_plan_lets_one_tower_at_a_time_use_all_cores(cores: int) -> None:
     assert max(texts) < min(images)  # short texts are scheduled before queued image batches
 
 
+@pytest.mark.parametrize("cores", [1, 2, 16])
+def test_default_plan_gives_each_tower_the_cores_without_spinning_pools(cores: int, tmp_path: Path) -> None:
+    assert threads.DEFAULT_PLAN == "passive"
+    for settings in threads.plan(TOWERS, cores).values():
+        assert (settings.num_threads, settings.instances, settings.interop_threads) == (cores, 1, 1)
+        assert settings.resource == 0  # no rate limiter: busy towers run at the same time, time-shared
+    # ...which is only safe because every pool sleeps when it waits (set in Triton's environment):
+    assert threads.process_env({"m": "passive"}, {}) == {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
 def test_split_plan_has_no_thread_pools() -> None:
     for settings in threads.plan(TOWERS, 4, "split").values():
         assert (settings.num_threads, settings.instances, settings.resource) == (1, 4, 0)
@@ -87,12 +97,14 @@ def _repository(tmp_path: Path, plan_name: str | None) -> Path:
     return tmp_path / "repo"
 
 
-def test_triton_launch_applies_the_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("plan_name", ["passive", "shared", "split"])
+def test_triton_launch_applies_the_plan(plan_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    repo = _repository(tmp_path, "shared")
-    assert set(threads.repository_plans(repo).values()) == {"shared"}
+    repo = _repository(tmp_path, plan_name)
+    assert set(threads.repository_plans(repo).values()) == {plan_name}
     assert environment(repository=repo)["OMP_WAIT_POLICY"] == "PASSIVE"
-    assert "--rate-limit=execution_count" in command(TritonOptions(repo))
+    limited = "--rate-limit=execution_count" in command(TritonOptions(repo))
+    assert limited == (plan_name == "shared")
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # an operator's explicit choice wins
     assert environment(repository=repo)["OMP_WAIT_POLICY"] == "ACTIVE"
 
