@@ -15,7 +15,8 @@ def table(analysis: dict[str, dict], concurrency: int) -> str:
     lines = [header, "|" + "---|" * 11]
     for name, a in analysis.items():
         compare = (f"{a['alone_compare_rps']:.2f} / {a['compare_predicted_rps']:.2f} "
-                   f"({a['compare_vs_prediction']:.2f})" if "compare_predicted_rps" in a else "–")
+                   f"({a['compare_vs_prediction']:.2f}; CPU-time {a['compare_vs_prediction_cpu']:.2f})"
+                   if "compare_predicted_rps" in a else "–")
         flood = (f"{a['single_text_p99_ms']:.0f} → {a['flood_text_p99_ms']:.0f} ({a['flood_text_p99_ratio']:.1f}×, "
                  f"{a['flood_image_items_per_s']:.1f} img/s)" if "flood_text_p99_ratio" in a else "–")
         lines.append(
@@ -53,7 +54,8 @@ def plot(analysis: dict[str, dict], path: Path, version: str, concurrency: int) 
     for kind, offset in (("image", -0.2), ("text", 0.2)):
         ax.bar([i + offset for i in x], [analysis[n][f"p99_ratio_{kind}"] for n in names], 0.4,
                label=f"{kind} p99 mixed / alone")
-    ax.plot(list(x), [analysis[n]["share_sum"] for n in names], "ko-", label="sum of shares")
+    ax.plot(list(x), [analysis[n]["share_sum"] for n in names], "ko-", label="sum of shares (wall clock)")
+    ax.plot(list(x), [analysis[n]["cpu_share_sum"] for n in names], "k^--", label="sum of shares (CPU time)")
     ax.axhline(2.0, color="red", ls=":", lw=1, label="p99 ratio target ≤ 2")
     ax.axhline(0.95, color="green", ls=":", lw=1, label="share target ≥ 0.95")
     ax.set(title="fairness", xticks=list(x), xticklabels=names)

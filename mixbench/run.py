@@ -109,6 +109,15 @@ def cpu_share_sum(pick: dict[tuple[str, str], list[dict]]) -> float:
         return float("nan")
 
 
+def compare_cpu_ratio(pick: dict[tuple[str, str], list[dict]]) -> float:
+    """compare per CPU-second against 1 image + 4 texts per CPU-second (the towers' costs, alone)."""
+    try:
+        image, text = _per_cpu_s(pick[("alone", "image")]), _per_cpu_s(pick[("alone", "text")])
+        return round(_per_cpu_s(pick[("alone", "compare")]) * (1 / image + PROMPTS_PER_COMPARE / text), 3)
+    except (statistics.StatisticsError, ZeroDivisionError):
+        return float("nan")
+
+
 def analyse(rows: list[dict]) -> dict[str, dict]:
     """Per variant (median over rounds): rates, shares, p99 ratios, compare against the towers' costs."""
     out = {}
@@ -137,20 +146,14 @@ def analyse(rows: list[dict]) -> dict[str, dict]:
             predicted = 1 / (1 / image + PROMPTS_PER_COMPARE / text) if image and text else float("nan")
             a["compare_predicted_rps"] = round(predicted, 2)
             a["compare_vs_prediction"] = _ratio(m["alone_compare_rps"], predicted)
+            a["compare_vs_prediction_cpu"] = compare_cpu_ratio(pick)
         others = [r["others_cpu"] for r in mine]
         a["others_cpu_mean"], a["others_cpu_max"] = round(statistics.mean(others), 3), max(others)
         out[name] = a
     return out
 
 
-def _interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")  # so the servers are stopped by the finally blocks
-
-
-def main(args) -> int:  # args: the argparse namespace of scripts/bench_mixed.py
-    signal.signal(signal.SIGTERM, _interrupt)
-    args.out = args.out or ROOT / "results" / f"mixed-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
-    args.out.mkdir(parents=True, exist_ok=True)
+def run_all(args) -> list[dict]:
     ensure_exported(args.repository, args.version)
     kinds = request_kinds(args.out)
     before = set(threads.repository_plans(args.repository).values())
@@ -163,6 +166,18 @@ def main(args) -> int:  # args: the argparse namespace of scripts/bench_mixed.py
     finally:  # leave the repository on the plan it had (when a variant rewrote it)
         if len(before) == 1 and any(VARIANTS[v].plan for v in args.variants):
             threads.refresh_repository(args.repository, before.pop(), args.cores)
+    return rows
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # so the servers are stopped by the finally blocks
+
+
+def main(args) -> int:  # args: the argparse namespace of scripts/bench_mixed.py
+    signal.signal(signal.SIGTERM, _interrupt)
+    args.out = args.out or ROOT / "results" / f"mixed-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = json.loads(args.from_json.read_text())["rows"] if args.from_json else run_all(args)
     from mixbench.report import plot, table
 
     analysis = analyse(rows)

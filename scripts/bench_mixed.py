@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gateway-workers", type=int, default=1, help="uvicorn worker processes of the gateway")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--docs", type=Path, default=None)
+    parser.add_argument("--from-json", type=Path, default=None,
+                        help="re-render report.md and the plot from a results.json, without new load")
     args = parser.parse_args(argv)
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in args.variants if v not in VARIANTS]
