@@ -17,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mixbench.stack import VARIANTS
-from triton_clip.threads import default_cores
+from clipbench.mixed.stack import VARIANTS  # noqa: E402
+from triton_clip.threads import default_cores  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,6 +50,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    from mixbench.run import main
+    from clipbench.mixed.run import main
 
     sys.exit(main(parse_args()))

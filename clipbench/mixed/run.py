@@ -9,17 +9,16 @@ import json
 import os
 import signal
 import statistics
-import sys
 from pathlib import Path
 
 from rich.console import Console
 
-from mixbench import wrk
-from mixbench.stack import ROOT, VARIANTS, Stack
+from clipbench.mixed import wrk
+from clipbench.mixed.stack import ROOT, VARIANTS, Stack
+from clipbench.payloads import jpeg_640x480, unique_prompt
+from clipbench.procstat import CpuWindow
+from clipbench.servers import machine_info
 from triton_clip import threads
-
-sys.path.insert(0, str(ROOT / "scripts"))
-from bench import Noise, _tree_jiffies, jpeg_640x480, machine_info, unique_prompt  # scripts/bench.py helpers
 
 console = Console()
 INFINITY = {"image": 9.1, "text": 9.1}  # infinity-emb under the same mixed load on this machine (issue 14)
@@ -52,12 +51,13 @@ def scenarios(concurrency: int, with_compare: bool, flood: int) -> list[tuple[st
 
 def measure(url: str, kinds: dict[str, wrk.Kind], loads: list[tuple[str, int]], seconds: float) -> list[dict]:
     """Run the loads at the same time; every row carries the CPU share used by processes not ours."""
-    noise = Noise([os.getpid()])  # our descendants: Triton and its stubs, the gateway, wrk
+    window = CpuWindow({"ours": os.getpid()})  # our descendants: Triton and its stubs, the gateway, wrk
+    window.start()
     procs = [(kinds[k], c, wrk.start(url, kinds[k], c, seconds, offset=1000 * n)) for n, (k, c) in enumerate(loads)]
     rows = [{"kind": kind.name, "connections": c, **wrk.result(p, kind, seconds)} for kind, c, p in procs]
-    others = round(noise.others_share(), 3)
-    ours = (_tree_jiffies(noise.roots) - noise.ours0) / os.sysconf("SC_CLK_TCK")
-    return [{**row, "others_cpu": others, "our_cpu_s": round(ours, 2)} for row in rows]
+    cpu = window.stop()
+    return [{**row, "others_cpu": round(cpu["others_cpu_share"], 3), "our_cpu_s": round(cpu["ours_cpu_s"], 2)}
+            for row in rows]
 
 
 def run_variant(name: str, args, kinds: dict[str, wrk.Kind], round_no: int) -> list[dict]:
@@ -76,7 +76,8 @@ def run_variant(name: str, args, kinds: dict[str, wrk.Kind], round_no: int) -> l
                 rows.append(row)
                 console.print(f"  {scenario:5s} {row['kind']:7s} c={row['connections']}: "
                               f"{row['items_per_s']:6.1f} items/s  p50 {row['p50_ms']:7.1f} ms  "
-                              f"p99 {row['p99_ms']:7.1f} ms  errors {row['errors']}  others' CPU {row['others_cpu']:.0%}")
+                              f"p99 {row['p99_ms']:7.1f} ms  errors {row['errors']}  "
+                              f"others' CPU {row['others_cpu']:.0%}")
     finally:
         stack.stop()
     return rows
@@ -178,7 +179,7 @@ def main(args) -> int:  # args: the argparse namespace of scripts/bench_mixed.py
     args.out = args.out or ROOT / "results" / f"mixed-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
     args.out.mkdir(parents=True, exist_ok=True)
     rows = json.loads(args.from_json.read_text())["rows"] if args.from_json else run_all(args)
-    from mixbench.report import plot, table
+    from clipbench.mixed.report import plot, table
 
     analysis = analyse(rows)
     result = {"machine": machine_info(), "args": {k: str(v) for k, v in vars(args).items()},

@@ -12,7 +12,7 @@ from triton_clip import threads
 from triton_clip.local import free_port, stop_process, wait_http
 from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ def table(analysis: dict[str, dict], concurrency: int) -> str:
         lines.append(
             f"| {name} | {a['alone_image_items_per_s']:.1f} | {a['alone_text_items_per_s']:.1f} | "
             f"{a['mixed_image_items_per_s']:.1f} + {a['mixed_text_items_per_s']:.1f} | "
-            f"{a['share_image']:.2f} + {a['share_text']:.2f} = **{a['share_sum']:.2f}** (CPU-time: {a['cpu_share_sum']:.2f}) | "
+            f"{a['share_image']:.2f} + {a['share_text']:.2f} = **{a['share_sum']:.2f}** "
+            f"(CPU-time: {a['cpu_share_sum']:.2f}) | "
             f"{a['alone_image_p50_ms']:.0f}/{a['alone_image_p99_ms']:.0f} → "
             f"{a['mixed_image_p50_ms']:.0f}/{a['mixed_image_p99_ms']:.0f} | "
             f"{a['alone_text_p50_ms']:.0f}/{a['alone_text_p99_ms']:.0f} → "
