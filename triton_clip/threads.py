@@ -5,19 +5,20 @@ each pool to the cores (`instances x threads <= cores` per tower) is right for o
 wrong for two at once: both pools spin-wait on the same cores (GNU OpenMP spins before it sleeps),
 and mixed image+text traffic ran at 0.27 of the single-modality rates (issue 14). Plans:
 
-* `passive` (default): one instance per tower with all cores, 1 inter-op thread, and OpenMP threads
-  that sleep instead of spinning when they wait (`OMP_WAIT_POLICY=PASSIVE` in Triton's environment),
-  so towers busy at the same time time-share the cores instead of burning them.
+* `split` (default): several single-threaded instances per tower (`cores` of them, at most
+  SPLIT_MAX_INSTANCES; more cores go to threads per instance), 1 inter-op thread, and OpenMP threads that
+  sleep when they wait (`OMP_WAIT_POLICY=PASSIVE`). With one thread per instance there is no pool whose
+  threads wait for each other: busy towers are plain processes the OS time-shares. Alone, a tower still
+  uses every core through its instances. Costs one copy of the weights per instance.
+* `passive`: one instance per tower with all cores, PASSIVE wait policy. Fixes the spinning, but two busy
+  pools still time-share the cores (each parallel region waits for its descheduled partner).
 * `shared`: as `passive`, plus Triton's rate limiter: every instance claims the global resource
-  `cpu_cores` = cores, so exactly one execution runs at a time (one shared executor), texts first.
-  Measured: a closed-loop text client then waits behind every image batch (texts/s fall to the image
-  rate), so it is not the default; it suits strict memory or latency-isolation needs.
-* `split`: `cores` single-threaded instances per tower (no OpenMP pool), time-shared by the OS;
-  doubles the weights in memory and measured slower here.
+  `cpu_cores` = cores, so exactly one execution runs at a time, texts first. A closed-loop text client
+  then waits behind every image batch (texts/s fall to the image rate).
 * `legacy`: the previous behaviour (all cores per tower, OpenMP default), for A/B runs.
 
 Every plan holds for any number of towers and versions. The measurements that chose the default are
-in docs/benchmarks.md ("Mixed traffic") and docs/mixed-traffic.md.
+in docs/benchmarks.md (section 9) and docs/mixed-traffic.md.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-PLANS = ("passive", "shared", "split", "legacy")
-DEFAULT_PLAN = "passive"
+PLANS = ("split", "passive", "shared", "legacy")
+DEFAULT_PLAN = "split"
+SPLIT_MAX_INSTANCES = 4  # memory: one copy of the weights per instance
 PLAN_ENV = "CLIP_CPU_PLAN"
 RESOURCE = "cpu_cores"
 PRIORITY = {"text": 1, "image": 2}  # Triton: priority 2 gets half the scheduling chances of priority 1
@@ -66,7 +68,8 @@ def model_threads(tower: str, cores: int, plan: str = DEFAULT_PLAN) -> ModelThre
     if plan == "shared":
         return ModelThreads(plan, cores, 1, 1, resource=cores, priority=PRIORITY.get(tower, 1))
     if plan == "split":
-        return ModelThreads(plan, 1, cores, 1)
+        instances = min(cores, SPLIT_MAX_INSTANCES)
+        return ModelThreads(plan, cores // instances, instances, 1)
     if plan == "passive":
         return ModelThreads(plan, cores, 1, 1)
     if plan == "legacy":

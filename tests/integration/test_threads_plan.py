@@ -38,9 +38,9 @@ def test_export_writes_the_plan_and_switches_it_without_reexport(tmp_path: Path)
     for name in MODELS:
         cfg = config(repo, name)
         (group,) = cfg.instance_group
-        assert group.count == 1 and not group.rate_limiter.resources
+        assert group.count == 2 and not group.rate_limiter.resources  # default `split` on 2 cores: 2 x 1 thread
         params = {k: v.string_value for k, v in cfg.parameters.items()}
-        assert (params["cpu_plan"], params["num_threads"], params["interop_threads"]) == ("passive", "2", "1")
+        assert (params["cpu_plan"], params["num_threads"], params["interop_threads"]) == ("split", "1", "1")
     weights = (repo / MODELS[0] / "1" / "model.pt").stat().st_mtime_ns
     again = export(repo, **{threads.PLAN_ENV: "shared"})
     assert again.returncode == 0 and "CPU plan set to shared" in " ".join(again.stdout.split()), again.stdout

@@ -45,19 +45,20 @@ def test_shared_plan_lets_one_tower_at_a_time_use_all_cores(cores: int) -> None:
     assert max(texts) < min(images)  # short texts are scheduled before queued image batches
 
 
-@pytest.mark.parametrize("cores", [1, 2, 16])
-def test_default_plan_gives_each_tower_the_cores_without_spinning_pools(cores: int, tmp_path: Path) -> None:
-    assert threads.DEFAULT_PLAN == "passive"
+@pytest.mark.parametrize(("cores", "expected"), [(1, (1, 1)), (2, (1, 2)), (4, (1, 4)), (16, (4, 4))])
+def test_default_plan_splits_each_tower_into_single_threaded_instances(cores: int, expected: tuple) -> None:
+    assert threads.DEFAULT_PLAN == "split"
     for settings in threads.plan(TOWERS, cores).values():
-        assert (settings.num_threads, settings.instances, settings.interop_threads) == (cores, 1, 1)
-        assert settings.resource == 0  # no rate limiter: busy towers run at the same time, time-shared
-    # ...which is only safe because every pool sleeps when it waits (set in Triton's environment):
-    assert threads.process_env({"m": "passive"}, {}) == {"OMP_WAIT_POLICY": "PASSIVE"}
+        assert (settings.num_threads, settings.instances) == expected
+        assert settings.num_threads * settings.instances <= cores  # alone, a tower still uses every core
+        assert settings.interop_threads == 1 and settings.resource == 0  # no rate limiter
+    # ...and any pool that does exist (more cores than instances) sleeps when it waits:
+    assert threads.process_env({"m": "split"}, {}) == {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
-def test_split_plan_has_no_thread_pools() -> None:
-    for settings in threads.plan(TOWERS, 4, "split").values():
-        assert (settings.num_threads, settings.instances, settings.resource) == (1, 4, 0)
+def test_passive_plan_gives_each_tower_the_cores_in_one_instance() -> None:
+    for settings in threads.plan(TOWERS, 2, "passive").values():
+        assert (settings.num_threads, settings.instances, settings.resource) == (2, 1, 0)
 
 
 def test_unknown_plan_is_refused() -> None:
