@@ -24,6 +24,7 @@ import torch
 from gateway.contract import EOT_ID, SOT_ID, TEXT_BUCKETS, Param, format_buckets, text_buckets
 from triton_clip import provenance, sizing
 from triton_clip.repository import RUNNER, Target, TowerSpec, write_model
+from triton_clip.threads import DEFAULT_PLAN, default_cores, model_threads
 from triton_clip.towers import ExportError, ImageTower, TextTower, to_torchscript
 from triton_clip.versions import RANDOM_WEIGHTS, model_names, open_clip_name
 
@@ -40,7 +41,8 @@ class ExportRequest:
     pretrained: str = "openai"          # open_clip tag, a checkpoint path, or "none"
     target: Target = "cpu"
     fp16: bool = False
-    cpu_threads: int = max(1, os.cpu_count() or 1)
+    cpu_threads: int = default_cores()  # the cores the CPU thread plan is sized for
+    cpu_plan: str = DEFAULT_PLAN         # triton_clip/threads.py: one plan across every served tower
     seed: int = 0                        # random init is reproducible, so tests can rebuild the reference
     quick_gelu: str = "auto"             # auto | on | off (a pretrained tag always decides; provenance.py)
     gpu_memory_gb: float = sizing.DEFAULT_GPU_MEMORY_GB
@@ -180,9 +182,12 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
     record = provenance.describe(request)
     image_params, text_params = _parameters(request, pre, size, context, embed_dim, vocab, record)
     buckets = text_buckets(context)
-    image_spec = TowerSpec(image_name, "image", request.target, [3, size, size], embed_dim, image_params)
+    plan = {t: model_threads(t, request.cpu_threads, request.cpu_plan) if request.target == "cpu" else None
+            for t in ("image", "text")}  # one plan across every served tower (triton_clip/threads.py)
+    image_spec = TowerSpec(image_name, "image", request.target, [3, size, size], embed_dim, image_params,
+                           threads=plan["image"])
     text_spec = TowerSpec(text_name, "text", request.target, [-1], embed_dim, text_params,
-                          warmup_dims=[[b] for b in buckets])
+                          warmup_dims=[[b] for b in buckets], threads=plan["text"])
     if request.target == "gpu":
         plan = sizing.size_gpu(sizing.shape_of(model, open_clip_name(request.version)), request.fp16,
                                request.gpu_memory_gb, request.versions_sharing)
@@ -224,9 +229,7 @@ def _parameters(request: ExportRequest, pre: dict, size: int, context: int, embe
     text = {**meta, Param.TOWER: "text", Param.CONTEXT_LENGTH: str(context), Param.TOKENIZER: "clip-bpe",
             Param.TOKENIZER_SHA256: _sha256(vocab), Param.SOT_ID: str(SOT_ID), Param.EOT_ID: str(EOT_ID),
             Param.TEXT_BUCKETS: format_buckets(text_buckets(context))}
-    if request.target == "cpu":
-        image["num_threads"] = text["num_threads"] = str(request.cpu_threads)
-    return image, text
+    return image, text  # a CPU tower's thread parameters come from its plan (TowerSpec.threads)
 
 
 def _write(repository: Path, specs: list[tuple[TowerSpec, torch.jit.ScriptModule]], manifest: dict,
