@@ -80,6 +80,9 @@ class FakeTriton:
                            "max_batch": max_batch})
         return np.stack([row_embedding(row) for row in batch])
 
+    async def follow_replicas(self) -> None:  # gateway/main.py polls it; one fake Triton has no replicas to follow
+        pass
+
     async def close(self) -> None:
         self.closed = True
 
