@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ def test_backoff_doubles_up_to_its_cap() -> None:
 
 
 def test_a_child_that_keeps_failing_stops_the_supervisor_with_exit_1(caplog) -> None:
+    caplog.set_level(logging.INFO, logger="triton_clip.supervise")  # whatever level an earlier test left
     starts: list[float] = []
 
     def start() -> Proc:
@@ -65,6 +67,7 @@ def test_stop_ends_the_whole_process_group() -> None:
 
 def test_a_hung_child_is_killed_and_restarted(caplog) -> None:
     """A ready child that stops answering its health URL (SIGSTOP: hung) for hang_timeout_s is replaced."""
+    caplog.set_level(logging.INFO, logger="triton_clip.supervise")  # whatever level an earlier test left
     import os
     import signal
     import threading
