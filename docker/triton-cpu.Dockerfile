@@ -42,5 +42,8 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=600s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/v2/health/ready', timeout=2).status == 200 else 1)"]
 
 # Export the CPU (Python backend) towers unless already in /models/repository (the export skips them), then serve.
-# CLIP_VERSIONS / CLIP_PRETRAINED choose what is exported; CLIP_EXPORT_EXTRA_ARGS adds flags (e.g. --cpu-threads 4).
+# CLIP_VERSIONS / CLIP_PRETRAINED choose what is exported; CLIP_EXPORT_EXTRA_ARGS adds flags (e.g. --cpu-threads 4:
+# the cores of a CPU quota, which the container cannot see). CLIP_CPU_PLAN picks the thread plan across all towers
+# (docs/mixed-traffic.md); export writes it into the configs (also of versions already in /models) and
+# serve_triton.py starts Triton with its environment (OMP_WAIT_POLICY=PASSIVE) and flags.
 CMD ["bash", "-c", "set -euo pipefail; clip-export --target cpu --repository /models/repository ${CLIP_EXPORT_EXTRA_ARGS:-}; exec python scripts/serve_triton.py --model-repository /models/repository --host 0.0.0.0 --http-port 8000 --grpc-port 8001 --metrics-port 8002"]

@@ -13,10 +13,11 @@
 # 3. Triton over gRPC, single-item requests at concurrency 1..256 (average batch from Triton's statistics);
 # 4. the gateway over HTTP (uvicorn, GATEWAY_WORKERS processes) with 640x480 JPEGs and short prompts at
 #    concurrency 1..256;
-# then writes $OUT/gpu_bench.md (tables), $OUT/gpu_bench.json and the server logs.
+# 5. mixed traffic (scripts/bench_mixed.py, wrk): images alone, texts alone, both at once, image flood;
+# then writes $OUT/gpu_bench.md (tables), $OUT/gpu_bench.json, $OUT/mixed/ and the server logs.
 # Every server listens on 127.0.0.1 and is stopped by PID; each point is time-boxed (POINT_S seconds).
 # Needs: the repo's .venv (or PYTHON=...) with a CUDA build of torch, open_clip, tritonclient, httpx,
-# and the Triton install (`scripts/install_triton.py`, or a wheel already unpacked in .triton/).
+# and the Triton install (`scripts/install_triton.py`, or a wheel already unpacked in .triton/); step 5 needs `wrk`.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,7 +45,7 @@ log "installing/locating tritonserver"
 
 log "exporting $VERSIONS (fp16, random init) into $REPO"
 timeout 300 "$PY" scripts/export.py --versions "$VERSIONS" --pretrained none --repository "$REPO" --target cpu \
-  --fp16 --cpu-threads 4 2>&1 | grep -v "^INFO" | tee "$OUT/export.log"
+  --fp16 --cpu-threads 4 --cpu-plan legacy 2>&1 | grep -v "^INFO" | tee "$OUT/export.log"
 
 log "patching configs for CUDA (device parameter, GPU batching)"
 "$PY" - "$REPO" <<'EOF'
@@ -177,4 +178,10 @@ for p in points:
 (out / "gpu_bench.json").write_text(json.dumps([asdict(p) for p in points], indent=1))
 print("\n".join(rows))
 EOF
+log "mixed traffic: images alone, texts alone, both at once, an image flood next to one text client"
+# docs/mixed-traffic.md (GPU): the same scenarios as on CPU, at GPU concurrency, on the configs above.
+timeout 240 "$PY" scripts/bench_mixed.py --repository "$REPO" --version "${VERSIONS%%,*}" --variants asis \
+  --concurrency 64 --flood 256 --seconds "$POINT_S" --warm-seconds 2 --gateway-workers "$GATEWAY_WORKERS" \
+  --out "$OUT/mixed" 2>&1 | tail -n 20 || log "mixed-traffic step failed (see $OUT/mixed)"
+
 log "done: $OUT/gpu_bench.md"

@@ -102,7 +102,7 @@ async def load(base: str, concurrency: int, seconds: float, counters: dict, rng:
                     ok = False
                 counters["ok" if ok else "errors"] += 1
                 counters[route] = counters.get(route, 0) + 1
-                if ok:
+                if ok:  # latency per route (issue 14): a mixed load must not starve one route
                     latencies.setdefault(route, []).append(time.perf_counter() - start)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))

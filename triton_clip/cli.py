@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from triton_clip.compat import DEFAULT_TRITON_IMAGE
+from triton_clip.threads import PLAN_ENV, PLANS, default_cores, selected_plan
 from triton_clip.versions import DEFAULT_PRETRAINED, DEFAULT_VERSION, ROBOFLOW_VERSIONS
 
 DEFAULT_REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
@@ -32,8 +33,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repository", type=Path, default=Path(os.environ.get("MODEL_REPOSITORY", DEFAULT_REPOSITORY)),
                         help="model repository folder (env MODEL_REPOSITORY, default %(default)s)")
     parser.add_argument("--fp16", action="store_true", help="half-precision weights (gpu target)")
-    parser.add_argument("--cpu-threads", type=int, default=max(1, os.cpu_count() or 1),
-                        help="torch threads per CPU model instance (default: all cores)")
+    parser.add_argument("--cpu-threads", type=int, default=default_cores(),
+                        help="cores the CPU thread plan is sized for (default: the cores this process may use)")
+    parser.add_argument("--cpu-plan", choices=PLANS, default=selected_plan(),
+                        help=f"CPU thread plan across all served towers, see triton_clip/threads.py "
+                             f"(env {PLAN_ENV}, default %(default)s)")
     parser.add_argument("--model-config", type=Path, action="append", default=[],
                         help="extra open_clip model config JSON (its file stem becomes a model name)")
     parser.add_argument("--force", action="store_true", help="re-export versions that are up to date")
@@ -104,13 +108,31 @@ def _prune(repository: Path, versions: list[str], say) -> None:  # noqa: ANN001 
 def _request(args: argparse.Namespace, version: str, pretrained: str, n_versions: int):  # noqa: ANN202
     from triton_clip.export import ExportRequest
 
-    return ExportRequest(version, pretrained, args.target, args.fp16, args.cpu_threads, quick_gelu=args.quick_gelu,
-                         gpu_memory_gb=args.gpu_memory_gb, versions_sharing=n_versions)
+    return ExportRequest(version, pretrained, args.target, args.fp16, args.cpu_threads, args.cpu_plan,
+                         quick_gelu=args.quick_gelu, gpu_memory_gb=args.gpu_memory_gb, versions_sharing=n_versions)
+
+
+def _refresh(request, repository: Path) -> str:  # noqa: ANN001 - an export.ExportRequest
+    """Bring an up-to-date export's runner and CPU thread plan to this code and the asked plan, in place.
+
+    The plan (--cpu-plan / CLIP_CPU_PLAN, sized for --cpu-threads) is recorded in the configs only (the
+    `cpu_plan` parameter and instance group); the weights do not depend on it, so a changed plan is a
+    config rewrite (triton_clip/threads.py), not a re-export. Returns a note for the progress line.
+    """
+    from gateway.contract import model_names
+    from triton_clip.export import refresh_runner
+    from triton_clip.threads import refresh_repository
+
+    note = " (runner model.py updated)" if refresh_runner(request.version, repository) else ""
+    if request.target == "cpu" and refresh_repository(repository, request.cpu_plan, request.cpu_threads,
+                                                      list(model_names(request.version))):
+        note += f" (CPU plan set to {request.cpu_plan})"
+    return note
 
 
 def _export_one(request, args: argparse.Namespace, bar) -> bool:  # noqa: ANN001
     """Export one version if what is on disk differs from what is asked (or --force); True unless it failed."""
-    from triton_clip.export import export_version, refresh_runner
+    from triton_clip.export import export_version
     from triton_clip.provenance import describe, stale_reasons
     from triton_clip.towers import ExportError
 
@@ -121,8 +143,8 @@ def _export_one(request, args: argparse.Namespace, bar) -> bool:  # noqa: ANN001
         bar.console.print(f"[red]✗ {version}: {exc}[/]", soft_wrap=True)
         return False
     if not reasons and not args.force:
-        note = " (runner model.py updated)" if refresh_runner(version, repository) else ""
-        bar.console.print(f"[green]✓[/] {version}: up to date in {repository}{note} (use --force to redo)")
+        bar.console.print(f"[green]✓[/] {version}: up to date in {repository}{_refresh(request, repository)} "
+                          "(use --force to redo)")
         return True
     why = "--force" if not reasons else "; ".join(reasons)
     bar.console.print(f"[cyan]→[/] {version}: exporting ({why})", soft_wrap=True)

@@ -25,6 +25,7 @@ from triton_clip import provenance, sizing
 from triton_clip.families import check_tokenizer, family_of, tokenizer_export
 from triton_clip.families import text_tower as choose_text_tower
 from triton_clip.repository import RUNNER, Target, TowerSpec, write_model
+from triton_clip.threads import DEFAULT_PLAN, default_cores, model_threads
 from triton_clip.tokenizer_model import tokenizer_model_name, write_tokenizer_folder
 from triton_clip.towers import ExportError, ImageTower, to_torchscript
 from triton_clip.versions import RANDOM_WEIGHTS, model_names, open_clip_name
@@ -45,7 +46,8 @@ class ExportRequest:
     pretrained: str = "openai"          # open_clip tag, a checkpoint path, or "none"
     target: Target = "cpu"
     fp16: bool = False
-    cpu_threads: int = max(1, os.cpu_count() or 1)
+    cpu_threads: int = default_cores()  # the cores the CPU thread plan is sized for
+    cpu_plan: str = DEFAULT_PLAN         # triton_clip/threads.py: one plan across every served tower
     seed: int = 0                        # random init is reproducible, so tests can rebuild the reference
     quick_gelu: str = "auto"             # auto | on | off (a pretrained tag always decides; provenance.py)
     gpu_memory_gb: float = sizing.DEFAULT_GPU_MEMORY_GB
@@ -186,10 +188,12 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
     text_params.update(tok.params)
     text_params[Param.TEXT_BUCKETS] = format_buckets(buckets)
     text_params[Param.TEXT_BUCKETS_EXACT] = str(variable_length).lower()
-    image_spec = TowerSpec(image_name, "image", request.target, [3, size, size], embed_dim, image_params)
+    plan = {t: model_threads(t, request.cpu_threads, request.cpu_plan) if request.target == "cpu" else None
+            for t in ("image", "text")}  # one plan across every served tower (triton_clip/threads.py)
+    image_spec = TowerSpec(image_name, "image", request.target, [3, size, size], embed_dim, image_params,
+                           threads=plan["image"])
     text_spec = TowerSpec(text_name, "text", request.target, [-1 if variable_length else context], embed_dim,
-                          text_params,
-                          warmup_dims=[[b] for b in buckets])
+                          text_params, warmup_dims=[[b] for b in buckets], threads=plan["text"])
     if request.target == "gpu":
         plan = sizing.size_gpu(sizing.shape_of(model, open_clip_name(request.version)), request.fp16,
                                request.gpu_memory_gb, request.versions_sharing)
@@ -229,9 +233,7 @@ def _parameters(request: ExportRequest, pre: dict, size: int, context: int, embe
              Param.INTERPOLATION: str(pre["interpolation"]), Param.RESIZE_MODE: str(pre["resize_mode"]),
              Param.FILL_COLOR: str(pre.get("fill_color", 0))}
     text = {**meta, Param.TOWER: "text", Param.CONTEXT_LENGTH: str(context)}  # + the tokenizer's own (families.py)
-    if request.target == "cpu":
-        image["num_threads"] = text["num_threads"] = str(request.cpu_threads)
-    return image, text
+    return image, text  # a CPU tower's thread parameters come from its plan (TowerSpec.threads)
 
 
 def _write(repository: Path, specs: list[tuple[TowerSpec, torch.jit.ScriptModule]], manifest: dict,

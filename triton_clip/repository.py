@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from gateway.contract import TENSORS
+from triton_clip.threads import ModelThreads
 
 Target = Literal["cpu", "gpu"]
 Tower = Literal["image", "text"]
@@ -50,6 +51,7 @@ class TowerSpec:
     warmup_dims: list[list[int]] = field(default_factory=list)
     sized: Batching | None = None                 # per-model sizing (triton_clip/sizing.py), else the table
     warmup_batches: list[int] = field(default_factory=list)
+    threads: ModelThreads | None = None  # the CPU thread plan (triton_clip/threads.py); instances come from it
 
     @property
     def batching(self) -> Batching:
@@ -93,7 +95,9 @@ def config_pbtxt(spec: TowerSpec) -> str:
     else:
         head = 'backend: "python"\n'
         kind = "KIND_CPU"
-        params = spec.parameters
+        params = {**spec.parameters, **(spec.threads.parameters() if spec.threads else {})}
+    instance_group = (spec.threads.instance_group(kind) if spec.target == "cpu" and spec.threads
+                      else f"instance_group [ {{ count: {b.instances} kind: {kind} }} ]")
     param_text = parameters_pbtxt(params)
     return (
         f'name: "{spec.name}"\n{head}max_batch_size: {b.max_batch_size}\n'
@@ -107,7 +111,7 @@ def config_pbtxt(spec: TowerSpec) -> str:
         "    allow_timeout_override: true\n"
         f"    max_queue_size: {b.max_queue_size}\n"
         "  }\n}\n"
-        f"instance_group [ {{ count: {b.instances} kind: {kind} }} ]\n"
+        f"{instance_group}\n"
         f"{param_text}{_warmup(spec, input_name, dtype)}"
     )
 

@@ -24,8 +24,11 @@ class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         params = {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
-        # Thread oversubscription is the main hazard on CPU: instances x threads <= cores.
+        # Thread oversubscription is the main hazard on CPU, across towers too: the exporter writes one
+        # plan for all of them (triton_clip/threads.py). Inter-op threads must be set before any work.
         torch.set_num_threads(int(params.get("num_threads", "1")))
+        if "interop_threads" in params:
+            torch.set_num_interop_threads(int(params["interop_threads"]))
         self.input_name = config["input"][0]["name"]
         self.output_name = config["output"][0]["name"]
         path = os.path.join(args["model_repository"], args["model_version"], "model.pt")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from triton_clip.local import exit_cause, http_ok, kill_group, port_in_use, start_group, stop_process, wait_http
+from triton_clip import threads
 
 log = logging.getLogger("triton_clip.server")
 
@@ -80,6 +81,7 @@ class TritonOptions:
     metrics_port: int = 8002
     log_verbose: int = 0
     extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # added to the process environment (wins over the plan)
 
     @property
     def local_host(self) -> str:
@@ -95,9 +97,12 @@ class TritonOptions:
         return f"{self.local_host}:{self.grpc_port}"
 
 
-def environment(home: Path = DEFAULT_HOME) -> dict[str, str]:
-    """PATH/LD_LIBRARY_PATH that make the stub run this interpreter's Python and packages."""
+def environment(home: Path = DEFAULT_HOME, repository: Path | None = None) -> dict[str, str]:
+    """PATH/LD_LIBRARY_PATH that make the stub run this interpreter's Python and packages, plus the
+    CPU thread plan's variables for the models in `repository` (triton_clip/threads.py)."""
     env = dict(os.environ)
+    if repository is not None:
+        env.update(threads.process_env(threads.repository_plans(repository), os.environ))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     libdirs = [sysconfig.get_config_var("LIBDIR") or "", str(_paths(home)["libs"]), env.get("LD_LIBRARY_PATH", "")]
     env["LD_LIBRARY_PATH"] = os.pathsep.join(d for d in libdirs if d)
@@ -112,7 +117,8 @@ def command(opts: TritonOptions, home: Path = DEFAULT_HOME) -> list[str]:
         f"--metrics-address={opts.host}", f"--http-port={opts.http_port}", f"--grpc-port={opts.grpc_port}",
         f"--metrics-port={opts.metrics_port}", "--allow-metrics=true", "--allow-gpu-metrics=false",
         "--allow-cpu-metrics=true", "--exit-on-error=true", "--strict-readiness=true",
-        "--disable-auto-complete-config", f"--log-verbose={opts.log_verbose}", *opts.extra_args,
+        "--disable-auto-complete-config", f"--log-verbose={opts.log_verbose}",
+        *threads.server_args(threads.repository_plans(opts.model_repository)), *opts.extra_args,
     ]
 
 
@@ -126,7 +132,8 @@ class TritonProcess:
         self.opts = opts
         self.log_file = log_file
         self._log_start = log_file.stat().st_size if log_file and log_file.exists() else 0  # this run's lines only
-        self.proc = start_group(command(opts, home), env=environment(home), log_file=log_file)
+        self.env = {**environment(home, opts.model_repository), **opts.env}
+        self.proc = start_group(command(opts, home), env=self.env, log_file=log_file)
 
     @property
     def pid(self) -> int:
