@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Mixed-traffic benchmark (issue 14): images alone, texts alone, both at once, and compare, per CPU plan.
 
-    .venv/bin/python scripts/bench_mixed.py [--variants passive,legacy] [--rounds 1] [--seconds 15] [--docs docs]
+    .venv/bin/python scripts/bench_mixed.py [--variants split,passive,legacy] [--rounds 1] [--seconds 15] [--docs docs]
 
 Each variant restarts Triton (configs rewritten to the plan) and the gateway (text cache off); wrk
 drives 640x480 JPEGs to /clip/embed_image and unique short prompts to /clip/embed_text. Rounds
@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", default="ViT-B-32", help="CLIP version (exported with random weights if missing)")
     parser.add_argument("--repository", type=Path, default=ROOT / "results/mixed/model_repository")
-    parser.add_argument("--variants", default="passive,legacy",
+    parser.add_argument("--variants", default="split,passive,legacy",
                         help=f"comma-separated, from: {', '.join(VARIANTS)} (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds over all variants, order alternating")
     parser.add_argument("--seconds", type=float, default=15.0, help="time box of one scenario")
