@@ -54,6 +54,9 @@ async def _refresh_forever(service: ClipService, every_s: float) -> None:
         await asyncio.sleep(every_s)
 
 
+FIRST_DISCOVERY_S = 3.0  # how long a starting worker waits for its first read of Triton's versions
+
+
 def route_set(app: FastAPI) -> RouteSet:
     """Every path the app serves (its own docs routes and the routers'); the /clip/ router's do inference."""
     own = {path for r in app.routes if isinstance(path := getattr(r, "path", None), str)}
@@ -74,6 +77,11 @@ def create_app(settings: Settings | None = None, fetcher: ImageFetcher | None = 
         service = ClipService(settings, triton_client, url_fetcher, TokenizerRegistry(), metrics)
         keys = KeyChecker([k.get_secret_value() for k in settings.accepted_keys()])
         app.state.gateway = AppState(settings, service, keys, metrics)
+        # Learn the served versions before accepting requests: a worker that uvicorn restarts next to a
+        # live one must not answer 503 "no version loaded" for its first refresh interval. Bounded, so a
+        # gateway started while Triton is down still comes up (503 + Retry-After until Triton is back).
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(service.refresh_versions(), timeout=FIRST_DISCOVERY_S)
         refresher = asyncio.create_task(_refresh_forever(service, settings.model_refresh_s))
         log.info("gateway started: triton=%s default version=%s", settings.triton_url, settings.clip_version_id)
         try:
