@@ -54,3 +54,17 @@ def print_summary(a: dict) -> None:
     console.rule("summary")
     for k, v in a.items():
         console.print(f"{k:<34} {v:.3f}" if isinstance(v, float) else f"{k:<34} {v}")
+
+
+def replace_section(doc: Path, name: str, text: str) -> None:
+    """Put `text` between `<!-- name:start -->` and `<!-- name:end -->` in `doc` (appended if absent)."""
+    import re
+
+    block = f"<!-- {name}:start -->\n{text}<!-- {name}:end -->"
+    pattern = re.compile(rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->", re.DOTALL)
+    content = doc.read_text()
+    if pattern.search(content):
+        content = pattern.sub(lambda _m: block, content)
+    else:
+        content = content.rstrip("\n") + f"\n\n{block}\n"
+    doc.write_text(content)

@@ -13,22 +13,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clipbench.console import console
 from triton_clip.local import free_port, stop_process, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def ensure_exported(version: str, repo: Path, model_configs: list[Path]) -> None:
-    """Export `version` with random weights (fine for speed) unless it is already in `repo`."""
-    from triton_clip.export import is_exported
-
-    if is_exported(version, repo, "cpu"):
-        return
-    console.print(f"exporting {version} (random weights) into {repo}")
-    extra = [a for c in model_configs for a in ("--model-config", str(c))]
-    subprocess.run([sys.executable, "-m", "triton_clip.cli", "--versions", version, "--pretrained", "none",
-                    "--repository", str(repo), "--target", "cpu", *extra], cwd=ROOT, check=True)
 
 
 def stop(proc: subprocess.Popen | None) -> None:

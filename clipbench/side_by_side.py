@@ -42,7 +42,8 @@ from clipbench.inprocess import CEILINGS, InProcess
 from clipbench.payloads import HttpBodies
 from clipbench.plot import plot
 from clipbench.report import load_json, print_summary, report, save_json
-from clipbench.servers import ROOT, Servers, ensure_exported, machine_info
+from clipbench.repos import ensure_exported
+from clipbench.servers import ROOT, Servers, machine_info
 from clipbench.session import Session
 from clipbench.shm import shm
 from clipbench.triton_load import TritonPayloads, buckets, triton_direct
@@ -169,6 +170,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit's deprecation notices, once per tower
     args = parse_args(argv)
     return rerender(args) if args.from_json else bench(args)
 

@@ -5,11 +5,9 @@
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clipbench import cost_cli  # noqa: E402
+from clipbench import cost_cli
 
 if __name__ == "__main__":
     sys.exit(cost_cli.main())

@@ -4,12 +4,9 @@
     .venv/bin/python scripts/bench_decode.py [--size 224] [--reps 9]
 """
 
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clipbench.decode import main  # noqa: E402
+from clipbench.decode import main
 
 if __name__ == "__main__":
     main()

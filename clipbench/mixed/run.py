@@ -17,6 +17,7 @@ from clipbench.mixed import wrk
 from clipbench.mixed.stack import ROOT, VARIANTS, Stack
 from clipbench.payloads import jpeg_640x480, unique_prompt
 from clipbench.procstat import CpuWindow
+from clipbench.repos import ensure_exported
 from clipbench.servers import machine_info
 from triton_clip import threads
 
@@ -155,7 +156,7 @@ def analyse(rows: list[dict]) -> dict[str, dict]:
 
 
 def run_all(args) -> list[dict]:
-    ensure_exported(args.repository, args.version)
+    ensure_exported(args.version, args.repository)
     kinds = request_kinds(args.out)
     before = set(threads.repository_plans(args.repository).values())
     rows: list[dict] = []
@@ -174,7 +175,7 @@ def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")  # so the servers are stopped by the finally blocks
 
 
-def main(args) -> int:  # args: the argparse namespace of scripts/bench_mixed.py
+def main(args) -> int:  # args: clipbench/mixed/cli.py's namespace
     signal.signal(signal.SIGTERM, _interrupt)
     args.out = args.out or ROOT / "results" / f"mixed-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
     args.out.mkdir(parents=True, exist_ok=True)
@@ -193,16 +194,3 @@ def main(args) -> int:  # args: the argparse namespace of scripts/bench_mixed.py
         (args.docs / "benchmarks-mixed.png").write_bytes((args.out / "benchmarks-mixed.png").read_bytes())
     console.print(f"results: {args.out}")
     return 0
-
-
-def ensure_exported(repository: Path, version: str) -> None:
-    from triton_clip.export import is_exported, refresh_runner
-
-    if is_exported(version, repository, "cpu"):
-        refresh_runner(version, repository)  # the runner of this checkout, not of the export's
-    else:
-        from triton_clip.cli import main as export_main
-
-        console.print(f"exporting {version} (random weights) into {repository}")
-        if export_main(["--versions", version, "--pretrained", "none", "--repository", str(repository)]):
-            raise RuntimeError("export failed")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "architecture.md"
-PACKAGES = ("gateway", "triton_clip")
+PACKAGES = ("gateway", "triton_clip", "clipbench")
 NAMED = re.compile(r"`((?:%s)/[\w/]*(?:\.py)?)`" % "|".join(PACKAGES))
 
 
