@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bounded headless load against a running gateway (locust, scripts/locustfile.py).
+# Bounded headless load against a running gateway (locust, clipbench/locustfile.py; summary: clipbench/loadtest.py).
 #
 #   scripts/loadtest.sh [-u USERS] [-r SPAWN_RATE] [-t DURATION] [--host URL] [--scenario TAG] [--out DIR]
 #                       [-- extra locust options, e.g. --clip-version ViT-B-32 --max-image-side 1280]
@@ -46,41 +46,4 @@ set +e
 RC=${PIPESTATUS[0]}
 set -e
 
-"$PY" - "$OUT/stats.json" "$RC" <<'EOF'
-import json, sys
-path, rc = sys.argv[1], int(sys.argv[2])
-try:
-    stats = json.load(open(path))
-except (OSError, ValueError) as exc:
-    print(f"loadtest: no JSON stats ({exc}); locust exit code {rc}")
-    sys.exit(rc or 1)
-print("\n=== summary (exact totals from stats.json) ===")
-print(f"{'name':<20} {'method':<6} {'requests':>9} {'failures':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-
-def pct(entry, q):
-    # response_times: {"<rounded ms>": count}; locust's own percentile rule on the rounded buckets
-    times = sorted((float(k), v) for k, v in entry.get("response_times", {}).items())
-    total = sum(v for _, v in times)
-    if not total:
-        return 0.0
-    seen = 0
-    for ms, count in times:
-        seen += count
-        if seen >= q * total:
-            return ms
-    return times[-1][0]
-
-requests = failures = 0
-for e in stats:
-    span = max(e.get("last_request_timestamp", 0) - e.get("start_time", 0), 1e-9)
-    n, f = e["num_requests"], e["num_failures"]
-    requests += n
-    failures += f
-    print(f"{e['name']:<20} {e['method']:<6} {n:>9} {f:>9} {n / span:>8.2f} {pct(e, .5):>8.0f} {pct(e, .95):>8.0f} "
-          f"{pct(e, .99):>8.0f} {e.get('max_response_time', 0):>8.0f}")
-print(f"total: {requests} requests, {failures} failures; locust exit code {rc}")
-if failures or rc or not requests:
-    print("loadtest: FAILED" + (" (no request succeeded)" if not requests else ""))
-    sys.exit(rc or 1)
-print("loadtest: OK")
-EOF
+exec "$PY" -m clipbench.loadtest "$OUT/stats.json" "$RC"  # exact totals, p50/p95/p99; non-zero on any failure

@@ -349,8 +349,13 @@ def test_locust_runs_headless_against_the_gateway(full):
     env = locust["environment"]
     assert env["LOCUST_HOST"] == "http://gateway:9001" and env["LOCUST_HEADLESS"] == "true"
     mounts = {v["target"]: v for v in locust["volumes"]}
-    assert Path(mounts["/mnt/locust"]["source"]) == REPO / "scripts" and mounts["/mnt/locust"]["read_only"]
     assert env["LOCUST_LOCUSTFILE"] == "/mnt/locust/locustfile.py"
+    # the scenarios file itself, standalone in the locust image (it imports locust, numpy and Pillow only)
+    source = Path(mounts["/mnt/locust/locustfile.py"]["source"])
+    assert source == REPO / "clipbench" / "locustfile.py" and mounts["/mnt/locust/locustfile.py"]["read_only"]
+    imports = {line.split()[1].split(".")[0] for line in source.read_text().splitlines()
+               if line.startswith(("import ", "from "))}
+    assert imports <= {"__future__", "base64", "io", "random", "functools", "numpy", "locust", "PIL"}, imports
 
 
 def test_triton_can_be_scaled_behind_one_name(compose_config):

@@ -1,4 +1,4 @@
-"""scripts/locustfile.py: its payload builders and its scenarios produce requests the gateway accepts.
+"""clipbench/locustfile.py (entry file scripts/locustfile.py): its payload builders and scenarios make valid requests.
 
 The locustfile imports locust, which monkey-patches the standard library with gevent on import; that
 must not happen inside the pytest process (other tests use asyncio and grpc), so the import and the
@@ -20,8 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = r"""
 import importlib.util, io, json, random, sys, types
 spec = importlib.util.spec_from_file_location("locustfile", "scripts/locustfile.py")
-lf = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(lf)
+entry = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(entry)   # the file locust is given: it must expose the user class
+import clipbench.locustfile as lf
+assert entry.ClipUser is lf.ClipUser
 from gateway.schemas import ClipCompareRequest, ClipImageEmbeddingRequest, ClipTextEmbeddingRequest
 from gateway.images.decode import decode_base64, load_image
 from gateway.text.tokenize import ClipTokenizer
