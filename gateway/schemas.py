@@ -37,13 +37,25 @@ class ClipInferenceRequest(BaseRequest):
     model_id: str | None = Field(None, description="Ignored, as upstream.")
 
 
-class ClipImageEmbeddingRequest(ClipInferenceRequest):
+class ImageFields(BaseModel):
+    """The embed_image body of both route families."""
+
     image: list[InferenceRequestImage] | InferenceRequestImage
 
 
-class ClipTextEmbeddingRequest(ClipInferenceRequest):
+class TextFields(BaseModel):
+    """The embed_text body of both route families."""
+
     text: list[str] | str
     truncate: bool = Field(False, description="Extension: truncate texts over the context length like open_clip.")
+
+
+class ClipImageEmbeddingRequest(ImageFields, ClipInferenceRequest):
+    pass
+
+
+class ClipTextEmbeddingRequest(TextFields, ClipInferenceRequest):
+    pass
 
 
 PromptType = Union[
@@ -85,13 +97,12 @@ class PerceptionEncoderInferenceRequest(BaseRequest):
     model_id: str | None = Field(None, description="Ignored; the version comes from perception_encoder_version_id.")
 
 
-class PerceptionEncoderImageEmbeddingRequest(PerceptionEncoderInferenceRequest):
-    image: list[InferenceRequestImage] | InferenceRequestImage
+class PerceptionEncoderImageEmbeddingRequest(ImageFields, PerceptionEncoderInferenceRequest):
+    pass
 
 
-class PerceptionEncoderTextEmbeddingRequest(PerceptionEncoderInferenceRequest):
-    text: list[str] | str
-    truncate: bool = Field(False, description="Extension: truncate texts over the context length like open_clip.")
+class PerceptionEncoderTextEmbeddingRequest(TextFields, PerceptionEncoderInferenceRequest):
+    pass
 
 
 class PerceptionEncoderCompareRequest(PerceptionEncoderInferenceRequest, CompareFields):

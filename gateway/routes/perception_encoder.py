@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter
 from fastapi.responses import Response
 
 from gateway.deps import Creds, State
-from gateway.routes.clip import _ERRORS, _respond, _rows
+from gateway.routes.clip import _ERRORS, compare_response, image_response, text_response
 from gateway.schemas import (
     ClipCompareResponse,
     ClipEmbeddingResponse,
@@ -24,28 +22,15 @@ router = APIRouter(prefix="/perception_encoder", tags=["perception_encoder"])
 @router.post("/embed_image", response_model=ClipEmbeddingResponse, summary="Perception Encoder Image Embeddings",
              responses=_ERRORS)
 async def embed_image(body: PerceptionEncoderImageEmbeddingRequest, state: State, creds: Creds) -> Response:
-    started = time.perf_counter()
-    creds.check(state, body.api_key)
-    images = body.image if isinstance(body.image, list) else [body.image]
-    embeddings = await state.service.embed_images(images, body.perception_encoder_version_id,
-                                                  listed=isinstance(body.image, list), route=ROUTE)
-    return _respond(started, embeddings=_rows(embeddings))
+    return await image_response(body, body.api_key, body.perception_encoder_version_id, state, creds, ROUTE)
 
 
 @router.post("/embed_text", response_model=ClipEmbeddingResponse, summary="Perception Encoder Text Embeddings",
              responses=_ERRORS)
 async def embed_text(body: PerceptionEncoderTextEmbeddingRequest, state: State, creds: Creds) -> Response:
-    started = time.perf_counter()
-    creds.check(state, body.api_key)
-    texts = body.text if isinstance(body.text, list) else [body.text]
-    embeddings = await state.service.embed_texts(texts, body.perception_encoder_version_id, body.truncate, ROUTE)
-    return _respond(started, embeddings=_rows(embeddings))
+    return await text_response(body, body.api_key, body.perception_encoder_version_id, state, creds, ROUTE)
 
 
 @router.post("/compare", response_model=ClipCompareResponse, summary="Perception Encoder Compare", responses=_ERRORS)
 async def compare(body: PerceptionEncoderCompareRequest, state: State, creds: Creds) -> Response:
-    started = time.perf_counter()
-    creds.check(state, body.api_key)
-    similarity = await state.service.compare(body.subject, body.subject_type, body.prompt, body.prompt_type,
-                                             body.perception_encoder_version_id, body.truncate, ROUTE)
-    return _respond(started, similarity=similarity, parent_id=None)
+    return await compare_response(body, body.api_key, body.perception_encoder_version_id, state, creds, ROUTE)

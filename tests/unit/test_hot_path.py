@@ -38,7 +38,9 @@ class StubService:
         self.error = error
         self.calls: list[tuple] = []
 
-    async def embed_texts(self, texts: list[str], version: str | None, truncate: bool) -> np.ndarray:
+    async def embed_texts(self, texts: list[str], version: str | None, truncate: bool,
+                          route: str = "clip") -> np.ndarray:  # ClipService.embed_texts' signature
+        assert route == "clip"
         self.calls.append((texts, version, truncate))
         if self.error:
             raise self.error
