@@ -5,7 +5,9 @@ real FastViT image tower (`fastvit_mci0`, 256 px) and its non-causal text tower;
 Encoder's real PE-Core-T image tower (384 px) and its 32-token causal text tower; SigLIP2's
 non-causal, last-token-pooled text tower behind a Hugging Face tokenizer (built here offline with
 the `tokenizers` library and saved as a folder `transformers` loads, named in the config's
-`hf_tokenizer_name`) with canonicalize cleaning. Random weights are saved as a checkpoint and
+`hf_tokenizer_name`) with canonicalize cleaning; EVA02-B-16's timm EVA-CLIP image tower (rotary
+position embeddings, SwiGLU, separate q/k/v, class-token pooling) at toy size behind a causal CLIP
+text tower (tests/families/eva_tiny.py registers that timm variant). Random weights are saved as a checkpoint and
 registered as a pretrained tag carrying the preprocessing of the family's real tag in open_clip
 (squash and mean/std 0.5 for SigLIP/PE, bilinear and mean 0/std 1 for MobileCLIP2-S0), so the
 exporter and the reference both go through open_clip's real pretrained-tag path.
@@ -25,6 +27,7 @@ from tests.conftest import FIXTURES, GatewayServer, TritonEndpoints, run_triton,
 TAG = "localrandom"  # open_clip normalises tags (lower case, - to _): keep it plain
 SIGLIP2 = "ViT-tiny-SigLIP2"
 PE_CORE = "PE-Core-tiny-16-384"
+EVA = "EVA02-tiny-16"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ FAMILIES = [
     Family("MobileCLIP2-tiny", "mobileclip2", ("MobileCLIP2-S0", "dfndr2b"), causal=False),
     Family("PE-Core-tiny-16-384", "pe-core", ("PE-Core-T-16-384", "meta"), causal=True),
     Family(SIGLIP2, "siglip2", ("ViT-B-16-SigLIP2", "webli"), causal=False),
+    Family(EVA, "eva", ("EVA02-B-16", "merged2b_s8b_b131k"), causal=True),
 ]
 BY_VERSION = {f.version: f for f in FAMILIES}
 
@@ -82,14 +86,19 @@ def family_open_clip(tmp_path_factory):
     import torch
     from open_clip import pretrained
 
+    from tests.families import eva_tiny  # registers the timm tower EVA02-tiny-16 names
+
     work = tmp_path_factory.mktemp("families")
     vocab = build_tiny_hf_tokenizer(work / "tiny-gemma-tokenizer")
     (work / f"{SIGLIP2}.json").write_text(json.dumps(siglip2_config(work / "tiny-gemma-tokenizer", vocab)))
-    for path in (FIXTURES / "MobileCLIP2-tiny.json", FIXTURES / "PE-Core-tiny-16-384.json", work / f"{SIGLIP2}.json"):
+    for path in (FIXTURES / "MobileCLIP2-tiny.json", FIXTURES / "PE-Core-tiny-16-384.json", work / f"{SIGLIP2}.json",
+                 FIXTURES / f"{EVA}.json"):
         open_clip.add_model_config(path)
     for family in FAMILIES:
         torch.manual_seed(0)
         model = open_clip.create_model(family.version, pretrained=None)
+        if family.family == "eva":
+            eva_tiny.sharpen_attention(model)
         checkpoint = work / f"{family.version}.pt"
         torch.save(model.state_dict(), checkpoint)
         model_name, tag = family.real_tag

@@ -4,7 +4,8 @@ References are open_clip's own `create_model_and_transforms` + `get_tokenizer` f
 and pretrained tag (tests/families/conftest.py), on PIL images through open_clip's eval transform;
 nothing in a reference comes from gateway/ or triton_clip/. Each parity claim has a sensitivity
 test beside it showing the variant the gateway must not run (bucketed input of a non-causal tower,
-the wrong cleaning, the default CLIP preprocessing) gives another answer.
+the wrong cleaning, the default CLIP preprocessing, an EVA tower without its rotary position
+embeddings) gives another answer.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import numpy as np
 import pybase64
 import pytest
 
+from gateway.contract import text_buckets
 from gateway.images.decode import image_to_tensor
 from gateway.text.hf_tokenize import HFTokenizer
 from gateway.text.registry import TokenizerRegistry
 from gateway.triton import TritonClient, versions_from_configs
-from tests.families.conftest import BY_VERSION, FAMILIES, SIGLIP2
+from tests.families.conftest import BY_VERSION, EVA, FAMILIES, SIGLIP2
 from tests.integration.test_parity import OVER, TEXTS, compare_rows, encode, opened, photo
 
 torch = pytest.importorskip("torch")
@@ -107,7 +109,7 @@ def test_info_reports_what_the_model_needs(version, client, eager) -> None:
     assert (info["resize_mode"], info["interpolation"]) == (pre["resize_mode"], pre["interpolation"])
     assert info["tokenizer"] == ("hf" if version == SIGLIP2 else "clip-bpe")
     assert info["text_clean"] == ("canonicalize" if version == SIGLIP2 else "lower")
-    expected_buckets = [16, tokenizer.context_length] if family.causal else [tokenizer.context_length]
+    expected_buckets = list(text_buckets(tokenizer.context_length)) if family.causal else [tokenizer.context_length]
     assert info["text_buckets"] == expected_buckets
 
 
@@ -158,6 +160,8 @@ def test_gateway_tensor_is_the_familys_transform(version, served, family_open_cl
         want = eager[version][1]
         want = (Compose(want.transforms[:-1])(opened(data)) * 255).round().to(torch.uint8).numpy()
         assert np.array_equal(got, want), name
+    if (pre["resize_mode"], pre["interpolation"]) == ("shortest", "bicubic"):
+        return  # CLIP's own preprocessing (EVA): the default transform is the right one
     default = family_open_clip.image_transform(size, is_train=False)
     wrong = (Compose(default.transforms[:-1])(opened(IMAGES["rocket-427x640"])) * 255).round().to(torch.uint8).numpy()
     assert not np.array_equal(image_to_tensor(IMAGES["rocket-427x640"], served[version].preprocess,
@@ -173,6 +177,29 @@ def test_non_causal_tower_is_never_bucketed(version, client, eager) -> None:
     worst = min(compare_rows(b, f)[0] for b, f in zip(bucketed, full, strict=True))
     assert worst < 0.9999, f"bucketing would not change this tower (cos {worst:.6f}): the test is blind"
     assert_rows_match(embed_texts(client, version, SHORT), full, SHORT)
+
+
+def test_eva_rotary_embeddings_matter(client, eager) -> None:
+    """Sensitivity: the EVA tower without its 2-D rotary position embeddings (a tower that dropped or
+    froze them wrongly when made TorchScript) gives another embedding; the served one is the eager one."""
+    import copy
+
+    model, transform, _ = eager[EVA]
+    assert model.visual.trunk.rope is not None, "the EVA fixture lost its rotary embeddings: the test is blind"
+    no_rope = copy.deepcopy(model)
+    no_rope.visual.trunk.rope = None
+    pixels = torch.stack([transform(opened(d)) for d in IMAGES.values()])
+    with torch.inference_mode():
+        want, wrong = model.encode_image(pixels).float().numpy(), no_rope.encode_image(pixels).float().numpy()
+    worst = min(compare_rows(w, x)[0] for w, x in zip(wrong, want, strict=True))
+    assert worst < 0.9999, f"dropping rotary embeddings does not change this tower (cos {worst:.6f})"
+    payload = {"image": [{"type": "base64", "value": pybase64.b64encode(d).decode()} for d in IMAGES.values()],
+               "clip_version_id": EVA}
+    r = client.post("/clip/embed_image", json=payload)
+    assert r.status_code == 200, r.text
+    got = np.asarray(r.json()["embeddings"])
+    assert_rows_match(got, want, list(IMAGES))
+    assert all(compare_rows(g, x)[0] < 0.9999 for g, x in zip(got, wrong, strict=True))
 
 
 def test_siglip_cleaning_matters(gateway_tokenizers, served, family_triton) -> None:

@@ -59,7 +59,7 @@ def test_hf_tokenizer_file_must_pad_to_a_fixed_context() -> None:
 @pytest.mark.parametrize(("name", "family"), [
     ("ViT-B-16", "clip"), ("ViT-B-16-SigLIP", "siglip"), ("ViT-SO400M-14-SigLIP2", "siglip2"),
     ("PE-Core-L-14-336", "pe-core"), ("MobileCLIP-S1", "mobileclip"), ("MobileCLIP2-S0", "mobileclip2"),
-    ("EVA02-B-16", "eva"),
+    ("EVA02-B-16", "eva"), ("EVA01-g-14", "eva"), ("EVA02-L-14-336", "eva"),
 ])
 def test_family_names(name: str, family: str) -> None:
     assert family_of(name) == family
