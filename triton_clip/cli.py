@@ -119,13 +119,18 @@ def _refresh(request, repository: Path) -> str:  # noqa: ANN001 - an export.Expo
     `cpu_plan` parameter and instance group); the weights do not depend on it, so a changed plan is a
     config rewrite (triton_clip/threads.py), not a re-export. Returns a note for the progress line.
     """
-    from gateway.contract import model_names
+    from gateway.contract import TOWER_PREPROCESS, encoded_model_names, model_names
     from triton_clip.export import refresh_runner
-    from triton_clip.threads import refresh_repository
+    from triton_clip.preprocess_model import refresh_encoded
+    from triton_clip.provenance import MANIFEST
+    from triton_clip.threads import model_threads, refresh_repository
 
     note = " (runner model.py updated)" if refresh_runner(request.version, repository) else ""
-    if request.target == "cpu" and refresh_repository(repository, request.cpu_plan, request.cpu_threads,
-                                                      list(model_names(request.version))):
+    threads = model_threads(TOWER_PREPROCESS, request.cpu_threads, request.cpu_plan)
+    if refresh_encoded(request.version, repository, MANIFEST, threads):
+        note += " (encoded-image ensemble written)"
+    models = [*model_names(request.version), encoded_model_names(request.version)[0]]
+    if request.target == "cpu" and refresh_repository(repository, request.cpu_plan, request.cpu_threads, models):
         note += f" (CPU plan set to {request.cpu_plan})"
     return note
 
