@@ -53,6 +53,13 @@ class ExportRequest:
     quick_gelu: str = "auto"             # auto | on | off (a pretrained tag always decides; provenance.py)
     gpu_memory_gb: float = sizing.DEFAULT_GPU_MEMORY_GB
     versions_sharing: int = 1            # versions exported for the same GPU share its memory budget
+    # The encoded transport's preprocessing model + ensemble (triton_clip/preprocess_model.py). None: on for cpu;
+    # off for gpu, whose stock Triton image has no torch for the Python backend (docker/triton-gpu-decode.Dockerfile).
+    encoded_images: bool | None = None
+
+    @property
+    def with_encoded(self) -> bool:
+        return self.target == "cpu" if self.encoded_images is None else self.encoded_images
 
 
 def _import_open_clip():  # noqa: ANN202 - keeps `--help` fast and torch warnings quiet
@@ -254,10 +261,15 @@ def _write(repository: Path, specs: list[tuple[TowerSpec, torch.jit.ScriptModule
             (staging / text_name / file_name).write_bytes(data)
         folders = [spec.name for spec, _ in specs] + write_tokenizer_folder(staging, request, tok)
         image_spec = specs[0][0]  # + the encoded transport's preprocessing model and ensemble (preprocess_model.py)
-        folders += write_encoded_models(
-            staging, request.version, request.target, image_spec.name, image_spec.parameters, image_spec.embed_dim,
-            image_spec.batching, model_threads(TOWER_PREPROCESS, request.cpu_threads, request.cpu_plan)
-            if request.target == "cpu" else None)
+        if request.with_encoded:
+            folders += write_encoded_models(
+                staging, request.version, request.target, image_spec.name, image_spec.parameters,
+                image_spec.embed_dim, image_spec.batching,
+                model_threads(TOWER_PREPROCESS, request.cpu_threads, request.cpu_plan) if request.target == "cpu"
+                else None)
+        if not request.with_encoded:  # one exported before, now not asked: Triton must not keep serving it
+            for name in encoded_model_names(request.version):
+                shutil.rmtree(repository / name, ignore_errors=True)
         for name in folders:
             final = repository / name
             if final.exists():

@@ -175,3 +175,14 @@ def test_gpu_path_falls_back_to_the_exact_decode(runner, monkeypatch):
     assert np.array_equal(out[0].numpy(), image_to_tensor(png.getvalue(), Preprocess(32), max_pixels=10**8))
     assert np.array_equal(out[1].numpy(), image_to_tensor(good_jpeg, Preprocess(32), max_pixels=10**8))
     assert isinstance(out[2], ImageLoadError)
+
+
+def test_encoded_models_default_per_target():
+    from triton_clip.cli import parse_args
+    from triton_clip.export import ExportRequest
+
+    assert ExportRequest("v", target="cpu").with_encoded and not ExportRequest("v", target="gpu").with_encoded
+    assert ExportRequest("v", target="gpu", encoded_images=True).with_encoded
+    assert parse_args([]).encoded_images is None
+    assert parse_args(["--encoded-images"]).encoded_images is True
+    assert parse_args(["--no-encoded-images"]).encoded_images is False
