@@ -186,3 +186,11 @@ def test_encoded_models_default_per_target():
     assert parse_args([]).encoded_images is None
     assert parse_args(["--encoded-images"]).encoded_images is True
     assert parse_args(["--no-encoded-images"]).encoded_images is False
+
+
+def test_prune_removes_the_encoded_models_too(tmp_path):
+    from triton_clip.provenance import exported_versions, prune
+
+    preprocess_model.write_encoded_models(tmp_path, "v1", "cpu", "clip-v1-image", PARAMS, 8, Batching(16, 2000), None)
+    assert sorted(p.name for p in exported_versions(tmp_path)["v1"]) == sorted(encoded_model_names("v1"))
+    assert prune(tmp_path, []) == ["v1"] and not any(tmp_path.iterdir())
