@@ -26,7 +26,9 @@ COPY pyproject.toml ./
 COPY requirements/gateway.txt requirements/gateway.txt
 COPY triton_clip/ triton_clip/
 # The export <-> gateway contract (names, parameter keys, buckets): standard library only.
-COPY gateway/__init__.py gateway/contract.py gateway/
+COPY gateway/__init__.py gateway/contract.py gateway/errors.py gateway/
+# The gateway's decode code, shipped into each version's preprocessing model (encoded transport, docs/encoded-transport.md).
+COPY gateway/images/__init__.py gateway/images/decode.py gateway/images/
 COPY scripts/ scripts/
 # The project itself (its dependencies are installed above): `clip-export`, and triton_clip importable by scripts/.
 RUN pip install --no-cache-dir --no-deps .

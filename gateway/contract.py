@@ -14,6 +14,9 @@ from collections.abc import Iterable
 IMAGE_INPUT, IMAGE_OUTPUT = "pixel_values__0", "image_embeds__0"
 TEXT_INPUT, TEXT_OUTPUT = "input_ids__0", "text_embeds__0"
 TENSORS: dict[str, tuple[str, str]] = {"image": (IMAGE_INPUT, IMAGE_OUTPUT), "text": (TEXT_INPUT, TEXT_OUTPUT)}
+# The encoded-image ensemble (GATEWAY_IMAGE_TRANSPORT=encoded): one request per image, its file's bytes as
+# UINT8 [1, n] (not BYTES: the 2.51 Python-backend stub crashes on BYTES inputs with numpy 2), ragged-batched.
+ENCODED_INPUT = "image_bytes__0"
 
 # CLIP BPE special tokens (open_clip's SimpleTokenizer: 49408 ids, the two specials last).
 SOT_ID, EOT_ID = 49406, 49407
@@ -45,6 +48,12 @@ class Param:
     TEXT_CLEAN = "text_clean"            # the tokenizer's text cleaning (gateway/text/cleaning.py)
     TEXT_BUCKETS_EXACT = "text_buckets_exact"  # "true" only when the export proved short inputs exact
     BUILD_ID = "build_id"                # digest of what the towers were built from (triton_clip/provenance.py)
+    MAX_IMAGE_PIXELS = "max_image_pixels"  # preprocessing model: its own bomb backstop (the gateway checks first)
+    DECODE_DEVICE = "decode_device"      # preprocessing model: "cpu" (exact Pillow) | "cuda" (nvJPEG for JPEGs)
+
+
+# `tower` values of the per-version models next to the two towers.
+TOWER_PREPROCESS, TOWER_ENCODED = "preprocess", "image_encoded"
 
 
 MODEL_PREFIX = "clip-"
@@ -56,6 +65,28 @@ def model_names(version: str) -> tuple[str, str]:
     if not SAFE_VERSION_ID.match(version):
         raise ValueError(f"version id {version!r} must match {SAFE_VERSION_ID.pattern} to be a Triton model name")
     return f"{MODEL_PREFIX}{version}-image", f"{MODEL_PREFIX}{version}-text"
+
+
+def encoded_model_names(version: str) -> tuple[str, str]:
+    """Triton model names of the (preprocessing model, bytes -> embedding ensemble) of one version."""
+    image, _ = model_names(version)
+    return f"{MODEL_PREFIX}{version}-preprocess", f"{image}-encoded"
+
+
+# A decode failure inside Triton's preprocessing model travels as this error message, so the gateway can
+# answer the same 400 as its own decode would (gateway/errors.py `image_error_from_triton`).
+IMAGE_ERROR_MARKER = "clip-image-error"
+_IMAGE_ERROR = re.compile(IMAGE_ERROR_MARKER + r" reason=([a-z_]+): (.*)", re.S)
+
+
+def format_image_error(reason: str, cause: str) -> str:
+    return f"{IMAGE_ERROR_MARKER} reason={reason}: {cause}"
+
+
+def parse_image_error(message: str) -> tuple[str, str] | None:
+    """(reason, cause) of a message made by `format_image_error` (anywhere in it), else None."""
+    match = _IMAGE_ERROR.search(message)
+    return (match.group(1), match.group(2)) if match else None
 
 
 def text_buckets(context_length: int, buckets: Iterable[int] = TEXT_BUCKETS) -> tuple[int, ...]:

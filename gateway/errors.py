@@ -10,11 +10,16 @@ import logging
 import reprlib
 from typing import Any
 
-import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from gateway.contract import parse_image_error
+
+try:  # the HTTP half. Triton's preprocessing model (no web stack there) imports only the typed errors.
+    import orjson
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import Response
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+except ModuleNotFoundError:  # pragma: no cover - inside Triton (triton_clip/preprocess_runner.py)
+    pass
 
 log = logging.getLogger("gateway.errors")
 
@@ -61,6 +66,12 @@ class ImageLoadError(GatewayError):
 
     def at_index(self, index: int) -> "ImageLoadError":
         return ImageLoadError(self.cause, reason=self.reason, index=index)
+
+
+def image_error_from_triton(message: str) -> ImageLoadError | None:
+    """A decode failure reported by Triton's preprocessing model (encoded transport): the same 400 as ours."""
+    parsed = parse_image_error(message)
+    return ImageLoadError(parsed[1], reason=parsed[0]) if parsed else None
 
 
 class TextTooLong(GatewayError):

@@ -25,14 +25,14 @@ from gateway.errors import (
     TritonUnavailable,
     UnknownVersion,
 )
-from gateway.images.decode import decode_base64, image_to_tensor
+from gateway.images.decode import check_header, decode_base64, image_to_tensor
 from gateway.images.fetch import ImageFetcher
 from gateway.metrics import Metrics
 from gateway.route_families import ROUTE_FAMILIES
 from gateway.settings import Settings
 from gateway.similarity import cosine, shape_similarity
 from gateway.text.registry import TokenizerRegistry
-from gateway.triton import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, TritonClient, VersionInfo
+from gateway.triton import ENCODED_INPUT, IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, TritonClient, VersionInfo
 
 log = logging.getLogger("gateway.service")
 T = TypeVar("T")
@@ -84,6 +84,7 @@ class ClipService:
         self.cache = TextCache(settings.text_cache_size)
         self._pool = ThreadPoolExecutor(settings.cpu_workers, thread_name_prefix="cpu")
         self._refresh_lock = asyncio.Lock()
+        self._no_encoded: set[str] = set()  # versions already logged as lacking the encoded ensemble
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def refresh_versions(self) -> None:
@@ -95,6 +96,11 @@ class ClipService:
                 if problem:
                     log.error("version %s is not served: %s", name, problem)
                     continue
+                if self.settings.image_transport == "encoded" and not info.encoded_model:
+                    if name not in self._no_encoded:
+                        log.error("version %s has no encoded-image ensemble (exported before it?): its images use "
+                                  "the tensor transport; re-export it for GATEWAY_IMAGE_TRANSPORT=encoded", name)
+                        self._no_encoded.add(name)
                 if info.weights_random:
                     log.warning("version %s serves RANDOM weights (exported with --pretrained none)", name)
                 usable[name] = info
@@ -112,7 +118,12 @@ class ClipService:
     async def ready(self) -> bool:
         """Triton is ready and so is every model of every served version (False while none is served)."""
         models = [m for info in self.versions.values() for m in (info.image_model, info.text_model)]
+        models += [info.encoded_model for info in self.versions.values() if self.image_transport(info) == "encoded"]
         return bool(models) and await self.triton.ready(models)
+
+    def image_transport(self, info: VersionInfo) -> str:
+        """How this version's images reach Triton: `encoded` only where the version exported its ensemble."""
+        return "encoded" if self.settings.image_transport == "encoded" and info.encoded_model else "tensor"
 
     def version(self, requested: str | None, route: str = "clip") -> VersionInfo:
         """The served version a route family may use (gateway/route_families.py says which)."""
@@ -180,6 +191,24 @@ class ClipService:
             self.metrics.image_errors.labels(exc.reason).inc()
             raise exc.at_index(index) if index is not None else exc
 
+    def _checked_bytes(self, data: bytes | str) -> bytes:
+        """Encoded transport: the file's bytes once its header passed the same checks as a full decode."""
+        s = self.settings
+        raw = decode_base64(data) if isinstance(data, str) else data
+        check_header(raw, max_pixels=s.max_image_pixels, min_side=s.min_image_side)
+        return raw
+
+    async def _one_encoded(self, image: ImageLike, info: VersionInfo, index: int | None) -> np.ndarray:
+        """Encoded transport, one image: header checked here, decoded next to the tower (one Triton request)."""
+        try:
+            data = await self._image_source(image)
+            raw = await self._offload("header", self._checked_bytes, data)
+            pixels = np.frombuffer(raw, dtype=np.uint8)[None]  # UINT8 [1, n], ragged-batched by Triton
+            return (await self._triton(info.encoded_model, ENCODED_INPUT, IMAGE_OUTPUT, pixels, 1))[0]
+        except ImageLoadError as exc:  # the header here, or the decode inside Triton (gateway/errors.py)
+            self.metrics.image_errors.labels(exc.reason).inc()
+            raise exc.at_index(index) if index is not None else exc
+
     async def embed_images(self, images: list[ImageLike], version: str | None, *, listed: bool = True,
                            route: str = "clip") -> np.ndarray:
         info = self.version(version, route)
@@ -189,6 +218,10 @@ class ClipService:
             raise LimitExceeded(
                 f"The maximum number of images that can be embedded at once is {self.settings.max_images_per_request}."
             )
+        if self.image_transport(info) == "encoded":
+            return np.stack(await asyncio.gather(
+                *(self._one_encoded(img, info, i if listed else None) for i, img in enumerate(images))
+            ))
         tensors = await asyncio.gather(
             *(self._one_image(img, info, i if listed else None) for i, img in enumerate(images))
         )

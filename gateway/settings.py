@@ -8,7 +8,7 @@ deployments carry over. The README's settings table is generated from this class
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -89,7 +89,15 @@ class Settings(BaseSettings):
     cpu_workers: int = Field(2, ge=1, description="Threads for decode/resize/tokenize (off the event loop).")
     text_cache_size: int = Field(4096, ge=0, description="Text embeddings kept in the LRU cache (0 = off).")
     jpeg_draft: bool = Field(
-        False, description="Let libjpeg downscale huge JPEGs while decoding (faster, not bit-exact)."
+        False,
+        description="Let libjpeg downscale huge JPEGs while decoding (faster, not bit-exact; `tensor` transport).",
+    )
+    image_transport: Literal["tensor", "encoded"] = Field(
+        "tensor",
+        description="`tensor`: the gateway decodes and resizes, Triton gets uint8 pixels. `encoded`: the gateway "
+        "checks the header only (format, pixels, bombs) and sends the file's bytes to the version's `bytes -> "
+        "preprocessing -> image tower` ensemble (docs/encoded-transport.md); a version exported without one stays "
+        "on `tensor` (logged, and `image_transport` in /info).",
     )
 
     # --- processes ----------------------------------------------------------------------------

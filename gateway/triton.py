@@ -18,15 +18,23 @@ from tritonclient.grpc import InferInput, InferRequestedOutput, KeepAliveOptions
 from tritonclient.grpc._utils import get_error_grpc
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
-from gateway.contract import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, Param
+from gateway.contract import (
+    ENCODED_INPUT,
+    IMAGE_INPUT,
+    IMAGE_OUTPUT,
+    TEXT_INPUT,
+    TEXT_OUTPUT,
+    TOWER_ENCODED,
+    Param,
+)
 from gateway.endpoints import SERVICE_CONFIG, Endpoints
-from gateway.errors import Overloaded, TritonUnavailable
+from gateway.errors import Overloaded, TritonUnavailable, image_error_from_triton
 from gateway.images.decode import Preprocess
 from gateway.text.registry import text_buckets
 
 log = logging.getLogger("gateway.triton")
 
-__all__ = ["IMAGE_INPUT", "IMAGE_OUTPUT", "TEXT_INPUT", "TEXT_OUTPUT", "FILE_INPUT", "FILE_OUTPUT", "TritonClient", "VersionInfo"]
+__all__ = ["ENCODED_INPUT", "IMAGE_INPUT", "IMAGE_OUTPUT", "TEXT_INPUT", "TEXT_OUTPUT", "FILE_INPUT", "FILE_OUTPUT", "TritonClient", "VersionInfo"]
 FILE_INPUT, FILE_OUTPUT = "request__0", "file__0"  # the tokenizer model (triton_clip/tokenizer_model.py)
 _MAX_MESSAGE = 2**31 - 1  # tritonclient's own default (MAX_GRPC_MESSAGE_SIZE)
 _UNAVAILABLE_CODES = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.NOT_FOUND",
@@ -56,6 +64,7 @@ class VersionInfo:
     tokenizer: str = "clip-bpe"
     text_clean: str = "lower"
     tokenizer_model: str = ""
+    encoded_model: str = ""  # the bytes -> embedding ensemble (GATEWAY_IMAGE_TRANSPORT=encoded), if exported
 
     def public(self) -> dict[str, object]:
         return {
@@ -66,6 +75,7 @@ class VersionInfo:
             "context_length": self.context_length, "text_buckets": list(self.text_buckets),
             "tokenizer": self.tokenizer, "tokenizer_sha256": self.tokenizer_sha256, "text_clean": self.text_clean,
             "models": [self.image_model, self.text_model] + ([self.tokenizer_model] if self.tokenizer_model else []),
+            "encoded_model": self.encoded_model or None,
         }
 
 
@@ -78,12 +88,13 @@ def versions_from_configs(configs: list[dict]) -> dict[str, VersionInfo]:
     towers: dict[str, dict[str, dict]] = {}
     for config in configs:
         params = _params(config)
-        if params.get(Param.TOWER) in ("image", "text") and params.get(Param.CLIP_VERSION):
+        if params.get(Param.TOWER) in ("image", "text", TOWER_ENCODED) and params.get(Param.CLIP_VERSION):
             towers.setdefault(params[Param.CLIP_VERSION], {})[params[Param.TOWER]] = config
     found: dict[str, VersionInfo] = {}
     for version, pair in towers.items():
+        encoded = pair.pop(TOWER_ENCODED, None)
         if set(pair) != {"image", "text"}:
-            log.warning("version %s has only its %s tower loaded; not served", version, ", ".join(pair))
+            log.warning("version %s has only its %s tower loaded; not served", version, ", ".join(pair) or "encoded")
             continue
         image, text = _params(pair["image"]), _params(pair["text"])
         found[version] = VersionInfo(
@@ -103,12 +114,16 @@ def versions_from_configs(configs: list[dict]) -> dict[str, VersionInfo]:
             family=image.get(Param.FAMILY, "clip"), tokenizer=text.get(Param.TOKENIZER, "clip-bpe"),
             text_clean=text.get(Param.TEXT_CLEAN, "lower"),
             tokenizer_model=f"clip-{version}-tokenizer" if text.get(Param.TOKENIZER) == "hf" else "",
+            encoded_model=encoded["name"] if encoded else "",
         )
     return found
 
 
 def _translate(exc: InferenceServerException) -> Exception:
     text = exc.message() or str(exc)
+    image_error = image_error_from_triton(text)  # the preprocessing model could not decode it: a 400
+    if image_error is not None:
+        return image_error
     lowered = text.lower()
     if "queue size" in lowered or ("timeout" in lowered and "queue" in lowered):
         return Overloaded("The inference server's queue is full; retry shortly.")

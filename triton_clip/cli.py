@@ -54,6 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "older than this torch (env TRITON_IMAGE, default %(default)s)")
     parser.add_argument("--allow-newer-torch", action="store_true",
                         help="gpu target: export even if this torch is newer than the Triton image's libtorch")
+    parser.add_argument("--encoded-images", action=argparse.BooleanOptionalAction,
+                        default={"1": True, "0": False}.get(os.environ.get("CLIP_ENCODED_IMAGES", "")),
+                        help="also export each version's bytes -> preprocessing -> image tower ensemble "
+                             "(GATEWAY_IMAGE_TRANSPORT=encoded; docs/encoded-transport.md). Default: on for cpu, "
+                             "off for gpu, whose Triton image then needs torch (docker/triton-gpu-decode.Dockerfile) "
+                             "(env CLIP_ENCODED_IMAGES=1|0)")
     parser.add_argument("--keep-unlisted", action="store_true",
                         help="keep exported versions that are not in --versions (default: remove them)")
     return parser.parse_args(argv)
@@ -109,7 +115,8 @@ def _request(args: argparse.Namespace, version: str, pretrained: str, n_versions
     from triton_clip.export import ExportRequest
 
     return ExportRequest(version, pretrained, args.target, args.fp16, args.cpu_threads, args.cpu_plan,
-                         quick_gelu=args.quick_gelu, gpu_memory_gb=args.gpu_memory_gb, versions_sharing=n_versions)
+                         quick_gelu=args.quick_gelu, gpu_memory_gb=args.gpu_memory_gb, versions_sharing=n_versions,
+                         encoded_images=args.encoded_images)
 
 
 def _refresh(request, repository: Path) -> str:  # noqa: ANN001 - an export.ExportRequest
@@ -119,13 +126,24 @@ def _refresh(request, repository: Path) -> str:  # noqa: ANN001 - an export.Expo
     `cpu_plan` parameter and instance group); the weights do not depend on it, so a changed plan is a
     config rewrite (triton_clip/threads.py), not a re-export. Returns a note for the progress line.
     """
-    from gateway.contract import model_names
+    from gateway.contract import TOWER_PREPROCESS, encoded_model_names, model_names
     from triton_clip.export import refresh_runner
-    from triton_clip.threads import refresh_repository
+    from triton_clip.preprocess_model import refresh_encoded
+    from triton_clip.provenance import MANIFEST
+    from triton_clip.threads import model_threads, refresh_repository
 
     note = " (runner model.py updated)" if refresh_runner(request.version, repository) else ""
-    if request.target == "cpu" and refresh_repository(repository, request.cpu_plan, request.cpu_threads,
-                                                      list(model_names(request.version))):
+    threads = model_threads(TOWER_PREPROCESS, request.cpu_threads, request.cpu_plan)
+    if request.with_encoded and refresh_encoded(request.version, repository, MANIFEST, threads):
+        note += " (encoded-image models written or refreshed)"
+    elif not request.with_encoded and any((repository / n).exists() for n in encoded_model_names(request.version)):
+        import shutil
+
+        for name in encoded_model_names(request.version):
+            shutil.rmtree(repository / name, ignore_errors=True)
+        note += " (encoded-image models removed)"
+    models = [*model_names(request.version), encoded_model_names(request.version)[0]]
+    if request.target == "cpu" and refresh_repository(repository, request.cpu_plan, request.cpu_threads, models):
         note += f" (CPU plan set to {request.cpu_plan})"
     return note
 

@@ -20,10 +20,11 @@ from typing import Callable
 
 import torch
 
-from gateway.contract import Param, format_buckets, text_buckets
+from gateway.contract import TOWER_PREPROCESS, Param, encoded_model_names, format_buckets, text_buckets
 from triton_clip import provenance, sizing
 from triton_clip.families import check_tokenizer, family_of, tokenizer_export
 from triton_clip.families import text_tower as choose_text_tower
+from triton_clip.preprocess_model import ship_code, write_encoded_models
 from triton_clip.repository import RUNNER, Target, TowerSpec, write_model
 from triton_clip.threads import DEFAULT_PLAN, default_cores, model_threads
 from triton_clip.tokenizer_model import tokenizer_model_name, write_tokenizer_folder
@@ -55,6 +56,13 @@ class ExportRequest:
     quick_gelu: str = "auto"             # auto | on | off (a pretrained tag always decides; provenance.py)
     gpu_memory_gb: float = sizing.DEFAULT_GPU_MEMORY_GB
     versions_sharing: int = 1            # versions exported for the same GPU share its memory budget
+    # The encoded transport's preprocessing model + ensemble (triton_clip/preprocess_model.py). None: on for cpu;
+    # off for gpu, whose stock Triton image has no torch for the Python backend (docker/triton-gpu-decode.Dockerfile).
+    encoded_images: bool | None = None
+
+    @property
+    def with_encoded(self) -> bool:
+        return self.target == "cpu" if self.encoded_images is None else self.encoded_images
 
 
 def _import_open_clip():  # noqa: ANN202 - keeps `--help` fast and torch warnings quiet
@@ -257,13 +265,24 @@ def _write(repository: Path, specs: list[tuple[TowerSpec, torch.jit.ScriptModule
         for file_name, data in tok.files.items():
             (staging / text_name / file_name).write_bytes(data)
         folders = [spec.name for spec, _ in specs] + write_tokenizer_folder(staging, request, tok)
+        image_spec = specs[0][0]  # + the encoded transport's preprocessing model and ensemble (preprocess_model.py)
+        if request.with_encoded:
+            folders += write_encoded_models(
+                staging, request.version, request.target, image_spec.name, image_spec.parameters,
+                image_spec.embed_dim, image_spec.batching,
+                model_threads(TOWER_PREPROCESS, request.cpu_threads, request.cpu_plan) if request.target == "cpu"
+                else None)
+        if not request.with_encoded:  # one exported before, now not asked: Triton must not keep serving it
+            for name in encoded_model_names(request.version):
+                shutil.rmtree(repository / name, ignore_errors=True)
         for name in folders:
             final = repository / name
             if final.exists():
                 shutil.rmtree(final)
             os.replace(staging / name, final)
     except BaseException:
-        for name in (*model_names(request.version), tokenizer_model_name(request.version)):  # all or nothing
+        for name in (*model_names(request.version), tokenizer_model_name(request.version),
+                     *encoded_model_names(request.version)):  # all or nothing
             shutil.rmtree(repository / name, ignore_errors=True)
         raise
     finally:
@@ -278,6 +297,9 @@ def refresh_runner(version: str, repository: Path) -> bool:
         if copy_path.is_file() and copy_path.read_bytes() != RUNNER.read_bytes():
             shutil.copyfile(RUNNER, copy_path)
             changed = True
+    preprocess_dir = repository / encoded_model_names(version)[0] / "1"
+    if preprocess_dir.is_dir():  # its runner and the gateway's decode code it ships
+        changed = ship_code(preprocess_dir) or changed
     return changed
 
 

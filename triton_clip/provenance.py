@@ -16,7 +16,7 @@ import shutil
 from functools import lru_cache
 from pathlib import Path
 
-from gateway.contract import MODEL_PREFIX, SAFE_VERSION_ID, Param, model_names
+from gateway.contract import MODEL_PREFIX, SAFE_VERSION_ID, Param, encoded_model_names, model_names
 from triton_clip.towers import ExportError
 from triton_clip.versions import RANDOM_WEIGHTS, ROBOFLOW_VERSIONS, open_clip_name
 
@@ -160,7 +160,8 @@ def exported_versions(repository: Path) -> dict[str, list[Path]]:
         except OSError:
             continue
         version = match.group(1) if match else None
-        ours = (*model_names(version), f"{MODEL_PREFIX}{version}-tokenizer") if version else ()
+        ours = ((*model_names(version), f"{MODEL_PREFIX}{version}-tokenizer", *encoded_model_names(version))
+                if version else ())
         if version and SAFE_VERSION_ID.match(version) and folder.name in ours:
             out.setdefault(version, []).append(folder)
     return out

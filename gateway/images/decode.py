@@ -28,7 +28,7 @@ from PIL import Image, ImageOps
 
 from gateway.errors import ImageLoadError
 
-__all__ = ["Preprocess", "decode_base64", "load_image", "preprocess", "image_to_tensor"]
+__all__ = ["Preprocess", "check_header", "decode_base64", "load_image", "preprocess", "image_to_tensor"]
 
 _DATA_URI = re.compile(r"^data:image\/[a-z]+;base64,")  # upstream's BASE64_DATA_TYPE_PATTERN
 # What upstream's OpenCV reads and Pillow can too. Never EPS (Ghostscript), PSD, WMF...: less attack surface.
@@ -71,15 +71,8 @@ def decode_base64(value: str) -> bytes:
     return data
 
 
-def load_image(
-    data: bytes, *, max_pixels: int, min_side: int = 2, draft_size: int | None = None
-) -> Image.Image:
-    """Decode to an RGB image, refusing bombs and tiny images from the header, before any pixel is decoded.
-
-    Any failure, whatever Pillow raises, becomes an `ImageLoadError`: no byte string can cause a 500.
-    `draft_size` lets libjpeg decode JPEGs at 1/2, 1/4 or 1/8 scale, never below draft_size on either
-    side (faster, not bit-exact: see docs/decode-draft.md).
-    """
+def _open_checked(data: bytes, max_pixels: int, min_side: int) -> Image.Image:
+    """Open from the header only and refuse bombs and tiny images before any pixel is decoded."""
     if not data:
         raise ImageLoadError("Empty image payload.", reason="empty")
     try:
@@ -90,14 +83,39 @@ def load_image(
         raise ImageLoadError("Data is not image.", reason="not_image") from None
     try:
         width, height = img.size
-        if width * height > max_pixels:
-            raise ImageLoadError(
-                f"Image has too many pixels ({width}x{height}, limit {max_pixels}).", reason="too_many_pixels"
-            )
-        if min(width, height) < min_side:
-            raise ImageLoadError(
-                f"Image is too small ({width}x{height}, minimum side {min_side} px).", reason="too_small"
-            )
+    except Exception:
+        raise ImageLoadError("Data is not image.", reason="not_image") from None
+    if width * height > max_pixels:
+        raise ImageLoadError(
+            f"Image has too many pixels ({width}x{height}, limit {max_pixels}).", reason="too_many_pixels"
+        )
+    if min(width, height) < min_side:
+        raise ImageLoadError(
+            f"Image is too small ({width}x{height}, minimum side {min_side} px).", reason="too_small"
+        )
+    return img
+
+
+def check_header(data: bytes, *, max_pixels: int, min_side: int = 2) -> str:
+    """The checks `load_image` makes before decoding (format, pixel count, bombs); returns the format.
+
+    What the gateway runs per image when Triton decodes (GATEWAY_IMAGE_TRANSPORT=encoded): the same
+    header errors, the same 400s, without decoding a pixel.
+    """
+    return str(_open_checked(data, max_pixels, min_side).format)
+
+
+def load_image(
+    data: bytes, *, max_pixels: int, min_side: int = 2, draft_size: int | None = None
+) -> Image.Image:
+    """Decode to an RGB image, refusing bombs and tiny images from the header, before any pixel is decoded.
+
+    Any failure, whatever Pillow raises, becomes an `ImageLoadError`: no byte string can cause a 500.
+    `draft_size` lets libjpeg decode JPEGs at 1/2, 1/4 or 1/8 scale, never below draft_size on either
+    side (faster, not bit-exact: see docs/decode-draft.md).
+    """
+    img = _open_checked(data, max_pixels, min_side)
+    try:
         # Animated GIF/WebP/APNG, MPO, multi-page TIFF: Pillow opens on frame 0, as OpenCV's imdecode does.
         if draft_size is not None and img.format in ("JPEG", "MPO"):
             img.draft("RGB", (draft_size, draft_size))

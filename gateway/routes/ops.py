@@ -28,7 +28,7 @@ async def readiness(state: State) -> Response:
 @router.get("/info", summary="Served versions, their weights and the effective limits")
 async def info(state: State) -> Response:
     s = state.settings
-    versions = [v.public() for v in state.service.served()]
+    versions = [{**v.public(), "image_transport": state.service.image_transport(v)} for v in state.service.served()]
     return json_response(200, {
         "default_clip_version_id": s.clip_version_id,
         "versions": versions,
