@@ -8,8 +8,14 @@ import numpy as np
 
 from clipbench.closedloop import Point
 
-AB_RATIOS = ("gateway/ceiling_image", "gateway/triton_image", "gateway/naive_image", "gateway/naive_text",
-             "gateway/naive_compare", "gateway/ceiling_text16")
+AB_RATIOS = (
+    "gateway/ceiling_image",
+    "gateway/triton_image",
+    "gateway/naive_image",
+    "gateway/naive_text",
+    "gateway/naive_compare",
+    "gateway/ceiling_text16",
+)
 
 
 def find(points: list[Point], system: str, op: str, c: int | None = None) -> list[Point]:

@@ -16,9 +16,9 @@ Send = Callable[[int], Awaitable[None]]
 
 @dataclass
 class Point:
-    system: str          # inprocess | triton | gateway | naive | ...
-    op: str              # image | text | compare | text16 | text77 ...
-    concurrency: int     # or batch size for in-process points
+    system: str  # inprocess | triton | gateway | naive | ...
+    op: str  # image | text | compare | text16 | text77 ...
+    concurrency: int  # or batch size for in-process points
     requests: int = 0
     errors: int = 0
     items: int = 0
@@ -29,7 +29,7 @@ class Point:
     p95_ms: float = 0.0
     p99_ms: float = 0.0
     mean_ms: float = 0.0
-    triton: dict = field(default_factory=dict)   # per-model statistics deltas
+    triton: dict = field(default_factory=dict)  # per-model statistics deltas
     extra: dict = field(default_factory=dict)
 
 
@@ -46,8 +46,9 @@ def summarise(point: Point, latencies: list[float], elapsed: float, items_per_re
     return point
 
 
-async def closed_loop(send: Send, concurrency: int, seconds: float,
-                      max_requests: int) -> tuple[list[float], int, float]:
+async def closed_loop(
+    send: Send, concurrency: int, seconds: float, max_requests: int
+) -> tuple[list[float], int, float]:
     """`concurrency` workers send back-to-back until the time box or the request cap; in-flight ones finish."""
     latencies: list[float] = []
     errors = 0

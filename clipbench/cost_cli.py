@@ -17,8 +17,13 @@ USAGE = """Whole-service CPU per request with wrk at 16 connections (docs/benchm
 
 def main() -> int:
     p = argparse.ArgumentParser(description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--code", action="append", default=[], metavar="LABEL=PATH",
-                   help="checkout to run the gateway and exporter from (repeatable; default: this one)")
+    p.add_argument(
+        "--code",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help="checkout to run the gateway and exporter from (repeatable; default: this one)",
+    )
     p.add_argument("--scenario", action="append", choices=["text", "image"], help="default: both")
     p.add_argument("--seconds", type=float, default=15.0, help="wrk duration per measured point")
     p.add_argument("--warmup", type=float, default=3.0, help="wrk warm-up before each first point")
@@ -38,8 +43,9 @@ def main() -> int:
     env = dict(e.split("=", 1) for e in a.env)
     if a.profile:
         a.profile.mkdir(parents=True, exist_ok=True)
-    results = serving_cost.run(code_roots, a.scenario or ["text", "image"], a.seconds, a.connections, a.rounds,
-                               a.warmup, a.profile, env)
+    results = serving_cost.run(
+        code_roots, a.scenario or ["text", "image"], a.seconds, a.connections, a.rounds, a.warmup, a.profile, env
+    )
     floor = serving_cost.decode_floor_ms()
     meta = {"machine": serving_cost.machine(), "argv": sys.argv, "connections": a.connections, "decode_floor": floor}
     serving_cost.save(results, a.out, meta)
@@ -53,4 +59,3 @@ def main() -> int:
     print(f"exact decode + preprocess of the JPEG alone (in-process CPU): {floor['decode_preprocess_ms']:.2f} ms")
     print(f"results: {a.out}")
     return 0
-

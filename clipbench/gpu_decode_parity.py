@@ -53,8 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     model = open_clip.create_model(args.model, pretrained=None if args.pretrained == "none" else args.pretrained)
     pre = open_clip.get_model_preprocess_cfg(model)
     size = pre["size"][0] if isinstance(pre["size"], (tuple, list)) else pre["size"]
-    params = {"image_size": str(size), "resize_mode": pre["resize_mode"], "interpolation": pre["interpolation"],
-              "fill_color": str(pre.get("fill_color", 0)), "decode_device": args.device}
+    params = {
+        "image_size": str(size),
+        "resize_mode": pre["resize_mode"],
+        "interpolation": pre["interpolation"],
+        "fill_color": str(pre.get("fill_color", 0)),
+        "decode_device": args.device,
+    }
     device = torch.device(args.device)
     model = model.eval().to(device)
     exact, fast = runner.Decoder({**params, "decode_device": "cpu"}), runner.Decoder(params)
@@ -83,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, c, level in zip(files, cos.tolist(), levels):
         print(f"{name}: cosine {c:.6f}, mean |pixel diff| {level:.3f} levels")
     worst = float(cos.min())
-    print(f"{args.model} ({args.pretrained}) on {args.device}: {len(files)} JPEGs, min cosine {worst:.6f} "
-          f"(threshold {args.min_cosine})")
+    print(
+        f"{args.model} ({args.pretrained}) on {args.device}: {len(files)} JPEGs, min cosine {worst:.6f} "
+        f"(threshold {args.min_cosine})"
+    )
     return 0 if worst >= args.min_cosine else 1
 
 

@@ -24,6 +24,7 @@ def http_sender(client: httpx.AsyncClient, bodies: HttpBodies, op: str) -> Send:
         if r.status_code != 200:
             raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
         r.read()
+
     return send
 
 

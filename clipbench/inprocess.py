@@ -12,8 +12,9 @@ from clipbench.closedloop import Point, summarise
 from clipbench.session import Session, others_window
 
 Case = tuple[str, int, int | None]  # op, batch, text length (None for images)
-SWEEP: list[Case] = [("image", b, None) for b in (1, 8, 32)] + [("text16", b, 16) for b in (1, 8, 32)] + [
-    ("text77", 32, 77)]
+SWEEP: list[Case] = (
+    [("image", b, None) for b in (1, 8, 32)] + [("text16", b, 16) for b in (1, 8, 32)] + [("text77", 32, 77)]
+)
 REPEAT: list[Case] = [("image", 32, None), ("text16", 32, 16), ("text77", 32, 77)]  # what the ratios use
 CEILINGS: list[Case] = [("image", 32, None), ("text16", 32, 16)]
 
@@ -27,8 +28,10 @@ class InProcess:
         torch.set_num_threads(session.args.threads)
         self.session = session
         repo = session.servers.repo
-        self.modules = {tower: torch.jit.load(str(repo / model / "1" / "model.pt"), map_location="cpu").eval()
-                        for tower, model in zip(("image", "text"), session.models)}
+        self.modules = {
+            tower: torch.jit.load(str(repo / model / "1" / "model.pt"), map_location="cpu").eval()
+            for tower, model in zip(("image", "text"), session.models)
+        }
         self.size = int(session.params("image")["image_size"])
         self.eot = int(session.params("text")["eot_id"])
         self.gen = torch.Generator().manual_seed(0)
@@ -37,14 +40,16 @@ class InProcess:
         import torch
 
         if op == "image":
-            return self.modules["image"], torch.randint(0, 256, (batch, 3, self.size, self.size), dtype=torch.uint8,
-                                                        generator=self.gen)
+            return self.modules["image"], torch.randint(
+                0, 256, (batch, 3, self.size, self.size), dtype=torch.uint8, generator=self.gen
+            )
         x = torch.randint(1, 49000, (batch, length), generator=self.gen)
         x[:, -1] = self.eot
         return self.modules["text"], x
 
-    def run(self, label: str = "", cases: list[Case] | None = None, seconds: float | None = None,
-            min_calls: int = 4) -> None:
+    def run(
+        self, label: str = "", cases: list[Case] | None = None, seconds: float | None = None, min_calls: int = 4
+    ) -> None:
         cases = cases or (REPEAT if label == " repeat" else SWEEP)
         for op, batch, length in cases:
             self.session.step(f"in-process {op} batch {batch}{label}")

@@ -24,17 +24,22 @@ def percentile(entry: dict, q: float) -> float:
 
 
 def summary(stats: list[dict], rc: int) -> tuple[list[str], int]:
-    lines = ["", "=== summary (exact totals from stats.json) ===",
-             f"{'name':<20} {'method':<6} {'requests':>9} {'failures':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
-             f"{'p99 ms':>8} {'max ms':>8}"]
+    lines = [
+        "",
+        "=== summary (exact totals from stats.json) ===",
+        f"{'name':<20} {'method':<6} {'requests':>9} {'failures':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'max ms':>8}",
+    ]
     requests = failures = 0
     for e in stats:
         span = max(e.get("last_request_timestamp", 0) - e.get("start_time", 0), 1e-9)
         n, f = e["num_requests"], e["num_failures"]
         requests, failures = requests + n, failures + f
         p50, p95, p99 = (percentile(e, q) for q in (0.5, 0.95, 0.99))
-        lines.append(f"{e['name']:<20} {e['method']:<6} {n:>9} {f:>9} {n / span:>8.2f} {p50:>8.0f} {p95:>8.0f} "
-                     f"{p99:>8.0f} {e.get('max_response_time', 0):>8.0f}")
+        lines.append(
+            f"{e['name']:<20} {e['method']:<6} {n:>9} {f:>9} {n / span:>8.2f} {p50:>8.0f} {p95:>8.0f} "
+            f"{p99:>8.0f} {e.get('max_response_time', 0):>8.0f}"
+        )
     lines.append(f"total: {requests} requests, {failures} failures; locust exit code {rc}")
     if failures or rc or not requests:
         lines.append("loadtest: FAILED" + (" (no request succeeded)" if not requests else ""))

@@ -43,11 +43,37 @@ IMAGE_WEIGHTS: tuple[int, ...] = (20, 40, 20, 12, 8)
 MAX_IMAGES = 8  # Roboflow's CLIP_MAX_BATCH_SIZE default
 MAX_PROMPTS = 8
 
-NOUNS = ("dog", "cat", "car", "bicycle", "person", "tree", "house", "boat", "airplane", "bird", "horse", "pizza",
-         "laptop", "chair", "bottle", "clock", "flower", "mountain", "beach", "street")
+NOUNS = (
+    "dog",
+    "cat",
+    "car",
+    "bicycle",
+    "person",
+    "tree",
+    "house",
+    "boat",
+    "airplane",
+    "bird",
+    "horse",
+    "pizza",
+    "laptop",
+    "chair",
+    "bottle",
+    "clock",
+    "flower",
+    "mountain",
+    "beach",
+    "street",
+)
 ADJECTIVES = ("red", "small", "large", "old", "shiny", "blurry", "dark", "bright", "wet", "wooden")
-TEMPLATES = ("a photo of a {}", "a {a} {n} on the street", "a close-up photo of a {a} {n}",
-             "a painting of a {n}", "an image showing a {a} {n} and a {n2}", "{n}")
+TEMPLATES = (
+    "a photo of a {}",
+    "a {a} {n} on the street",
+    "a close-up photo of a {a} {n}",
+    "a painting of a {n}",
+    "an image showing a {a} {n} and a {n2}",
+    "{n}",
+)
 CLASS_PROMPTS = tuple(f"a photo of a {n}" for n in NOUNS)  # compare: class prompts repeat (gateway LRU)
 
 _options: dict[str, object] = {"clip_version": None, "max_image_side": 0}
@@ -78,7 +104,7 @@ def jpeg_bytes(width: int, height: int, seed: int = 0, quality: int = 90) -> byt
 def image_pool(max_side: int = 0) -> tuple[tuple[tuple[int, int], str], ...]:
     """((size, base64 JPEG), ...), two variants per size, generated once per process."""
     pool = []
-    for (w, h) in IMAGE_SIZES:
+    for w, h in IMAGE_SIZES:
         if max_side and max(w, h) > max_side:
             continue
         for seed in range(2):
@@ -121,9 +147,12 @@ def embed_text_payload(rng: random.Random, count: int | None = None) -> dict:
 def compare_payload(rng: random.Random, pool, prompts: int, named: bool = False) -> dict:  # noqa: ANN001
     """An image subject against `prompts` class prompts (repeated across calls: cacheable)."""
     chosen = rng.sample(CLASS_PROMPTS, prompts)
-    body = {"subject": {"type": "base64", "value": _pick_image(rng, pool)}, "subject_type": "image",
-            "prompt_type": "text",
-            "prompt": {p.removeprefix("a photo of a "): p for p in chosen} if named else chosen}
+    body = {
+        "subject": {"type": "base64", "value": _pick_image(rng, pool)},
+        "subject_type": "image",
+        "prompt_type": "text",
+        "prompt": {p.removeprefix("a photo of a "): p for p in chosen} if named else chosen,
+    }
     return _versioned(body)
 
 
@@ -140,8 +169,10 @@ def _on_test_start(environment, **_kwargs) -> None:  # noqa: ANN001
         _options["clip_version"] = opts.clip_version or None
         _options["max_image_side"] = opts.max_image_side
     pool = image_pool(int(_options["max_image_side"]))  # generate once, before the first request
-    print(f"locustfile: {len(pool)} test images ready "
-          f"({', '.join(sorted({f'{w}x{h}' for (w, h), _ in pool}, key=lambda s: int(s.split('x')[0])))})")
+    print(
+        f"locustfile: {len(pool)} test images ready "
+        f"({', '.join(sorted({f'{w}x{h}' for (w, h), _ in pool}, key=lambda s: int(s.split('x')[0])))})"
+    )
 
 
 class ClipUser(HttpUser):

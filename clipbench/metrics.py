@@ -10,8 +10,9 @@ import re
 
 import httpx
 
-_HIST = re.compile(r'^clip_gateway_(request|stage)_seconds_(sum|count)\{(?:route|stage)="([^"]+)"\} ([0-9.e+-]+)$',
-                   re.M)
+_HIST = re.compile(
+    r'^clip_gateway_(request|stage)_seconds_(sum|count)\{(?:route|stage)="([^"]+)"\} ([0-9.e+-]+)$', re.M
+)
 _CACHE = ("clip_gateway_text_cache_hits_total", "clip_gateway_text_cache_misses_total")
 
 
@@ -39,7 +40,12 @@ async def gateway_cache(base_url: str) -> dict[str, float]:
 def stage_means_ms(before: dict[str, float], after: dict[str, float], route: str) -> dict[str, float]:
     """Mean ms per stage (decode, tokenize, triton, ...) and of the whole `route` request between two reads."""
     d = {k: after[k] - before.get(k, 0.0) for k in after}
-    return {name.split(":")[1] if name.startswith("stage") else "request":
-            round(d[name] / d[name.replace(":sum", ":count")] * 1000, 2)
-            for name in d if name.endswith(":sum") and d.get(name.replace(":sum", ":count"))
-            and (name.startswith("stage") or name == f"request:{route}:sum")}
+    return {
+        name.split(":")[1] if name.startswith("stage") else "request": round(
+            d[name] / d[name.replace(":sum", ":count")] * 1000, 2
+        )
+        for name in d
+        if name.endswith(":sum")
+        and d.get(name.replace(":sum", ":count"))
+        and (name.startswith("stage") or name == f"request:{route}:sum")
+    }

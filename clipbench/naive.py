@@ -43,8 +43,10 @@ class NaiveModel:
         torch.manual_seed(0)
         tag = {} if pretrained == "none" else open_clip.get_pretrained_cfg(version, pretrained)
         self.model, _, self.preprocess = open_clip.create_model_and_transforms(  # a tag as trained (QuickGELU)
-            version, pretrained=None if pretrained == "none" else pretrained,
-            force_quick_gelu=bool(tag.get("quick_gelu", False)))
+            version,
+            pretrained=None if pretrained == "none" else pretrained,
+            force_quick_gelu=bool(tag.get("quick_gelu", False)),
+        )
         self.model.eval()
         self.tokenizer = open_clip.get_tokenizer(version)
 
@@ -103,8 +105,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9101)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument("--model-config", type=Path, action="append", default=[],
-                        help="extra open_clip model config JSON (e.g. tests/fixtures/clip-tiny.json)")
+    parser.add_argument(
+        "--model-config",
+        type=Path,
+        action="append",
+        default=[],
+        help="extra open_clip model config JSON (e.g. tests/fixtures/clip-tiny.json)",
+    )
     args = parser.parse_args(argv)
     if args.model_config:
         import open_clip

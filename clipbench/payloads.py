@@ -12,8 +12,28 @@ import json
 
 import numpy as np
 
-NOUNS = ("dog", "cat", "car", "bicycle", "person", "tree", "house", "boat", "airplane", "bird", "horse", "pizza",
-         "laptop", "chair", "bottle", "clock", "flower", "mountain", "beach", "street")
+NOUNS = (
+    "dog",
+    "cat",
+    "car",
+    "bicycle",
+    "person",
+    "tree",
+    "house",
+    "boat",
+    "airplane",
+    "bird",
+    "horse",
+    "pizza",
+    "laptop",
+    "chair",
+    "bottle",
+    "clock",
+    "flower",
+    "mountain",
+    "beach",
+    "street",
+)
 ADJ = ("red", "small", "large", "old", "shiny", "blurry", "dark", "bright", "wet", "wooden")
 CLASS_PROMPTS = [f"a photo of a {n}" for n in NOUNS]
 ROUTES = {"image": "/clip/embed_image", "text": "/clip/embed_text", "compare": "/clip/compare"}
@@ -51,9 +71,16 @@ class HttpBodies:
         self.compare = []
         for i in range(compares):
             prompts = [CLASS_PROMPTS[k] for k in rng.choice(len(CLASS_PROMPTS), 4, replace=False)]
-            self.compare.append(json.dumps({"subject": {"type": "base64", "value": jpegs[i % len(jpegs)]},
-                                            "subject_type": "image", "prompt": prompts,
-                                            "prompt_type": "text"}).encode())
+            self.compare.append(
+                json.dumps(
+                    {
+                        "subject": {"type": "base64", "value": jpegs[i % len(jpegs)]},
+                        "subject_type": "image",
+                        "prompt": prompts,
+                        "prompt_type": "text",
+                    }
+                ).encode()
+            )
         self.texts = 0
 
     def body(self, op: str, i: int) -> bytes:

@@ -121,5 +121,9 @@ class CpuWindow:
         used = {name: trees[name] - self.tree0.get(name, 0.0) for name in self.roots}
         ncpu = os.cpu_count() or 1
         others = max(0.0, busy - sum(used.values()) - also_ours)
-        return {"wall_s": wall, **{f"{k}_cpu_s": v for k, v in used.items()},
-                "others_cpu_share": others / (wall * ncpu), "machine_busy_share": busy / (wall * ncpu)}
+        return {
+            "wall_s": wall,
+            **{f"{k}_cpu_s": v for k, v in used.items()},
+            "others_cpu_share": others / (wall * ncpu),
+            "machine_busy_share": busy / (wall * ncpu),
+        }

@@ -8,8 +8,10 @@ from pathlib import Path
 
 def _frames(stack: str) -> list[str]:
     # py-spy raw frames look like `function (path/to/file.py:123)`; the thread name comes first.
-    return [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")" if " (" in f else f
-            for f in stack.split(";")]
+    return [
+        f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")" if " (" in f else f
+        for f in stack.split(";")
+    ]
 
 
 def summarise(path: Path, top: int = 25) -> dict[str, list[tuple[str, float]]]:

@@ -36,8 +36,9 @@ class Servers:
     out: Path
     gateway_env: dict[str, str] = field(default_factory=dict)
     model_configs: list[Path] = field(default_factory=list)
-    ports: dict[str, int] = field(default_factory=lambda: {k: free_port() for k in ("http", "grpc", "metrics",
-                                                                                     "gateway", "naive")})
+    ports: dict[str, int] = field(
+        default_factory=lambda: {k: free_port() for k in ("http", "grpc", "metrics", "gateway", "naive")}
+    )
     procs: list[subprocess.Popen] = field(default_factory=list)
     triton: object = None
 
@@ -59,15 +60,36 @@ class Servers:
 
         install(DEFAULT_HOME)
         p = self.ports
-        self.triton = TritonProcess(TritonOptions(self.repo, "127.0.0.1", p["http"], p["grpc"], p["metrics"]),
-                                    log_file=self.out / "tritonserver.log")
-        env = dict(os.environ, GATEWAY_TRITON_URL=self.grpc_url, CLIP_VERSION_ID=self.version,
-                   GATEWAY_MAX_INFLIGHT="512", **self.gateway_env)
+        self.triton = TritonProcess(
+            TritonOptions(self.repo, "127.0.0.1", p["http"], p["grpc"], p["metrics"]),
+            log_file=self.out / "tritonserver.log",
+        )
+        env = dict(
+            os.environ,
+            GATEWAY_TRITON_URL=self.grpc_url,
+            CLIP_VERSION_ID=self.version,
+            GATEWAY_MAX_INFLIGHT="512",
+            **self.gateway_env,
+        )
         gw = start_gateway(env, port=p["gateway"], log_file=self.out / "gateway.log", ready_timeout_s=None).proc
         configs = [a for c in self.model_configs for a in ("--model-config", str(c))]
-        naive = subprocess.Popen([sys.executable, "-m", "clipbench.naive", "--version", self.version, "--pretrained",
-                                  "none", "--port", str(p["naive"]), *configs], cwd=ROOT,
-                                 stdout=_log(self.out / "naive.log"), stderr=subprocess.STDOUT)
+        naive = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "clipbench.naive",
+                "--version",
+                self.version,
+                "--pretrained",
+                "none",
+                "--port",
+                str(p["naive"]),
+                *configs,
+            ],
+            cwd=ROOT,
+            stdout=_log(self.out / "naive.log"),
+            stderr=subprocess.STDOUT,
+        )
         self.procs = [gw, naive]
         self.triton.wait_ready(300)
         wait_http(f"{self.gw_url}/readiness", 120, gw)
@@ -93,6 +115,12 @@ def machine_info() -> dict[str, str]:
                 break
     with open("/proc/meminfo") as f:
         mem = next((ln.split()[1] for ln in f if ln.startswith("MemTotal")), "?")
-    return {"cpu": cpu, "nproc": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
-            "mem": mem + " kB", "torch": torch.__version__, "python": platform.python_version(),
-            "triton": f"tritonserver 2.51.0 (nvidia-pytriton {PYTRITON_VERSION})", "kernel": platform.release()}
+    return {
+        "cpu": cpu,
+        "nproc": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
+        "mem": mem + " kB",
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "triton": f"tritonserver 2.51.0 (nvidia-pytriton {PYTRITON_VERSION})",
+        "kernel": platform.release(),
+    }

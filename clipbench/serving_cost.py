@@ -92,19 +92,46 @@ class Service:
     def __enter__(self) -> Self:
         repo = self.work / "model_repository"
         py = {**os.environ, "PYTHONPATH": str(self.code_root)}
-        subprocess.run([sys.executable, "-c", _EXPORT, str(repo)], cwd=self.code_root, env=py, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-c", _EXPORT, str(repo)],
+            cwd=self.code_root,
+            env=py,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         install(DEFAULT_HOME)
         opts = TritonOptions(repo, "127.0.0.1", free_port(), free_port(), free_port())
         self.triton = TritonProcess(opts, log_file=self.work / "tritonserver.log")
         self.triton.wait_ready(180)
         port = free_port()
-        env = {**py, "GATEWAY_TRITON_URL": f"127.0.0.1:{opts.grpc_port}", "CLIP_VERSION_ID": TINY,
-               "GATEWAY_LOG_JSON": "true", "GATEWAY_LOG_LEVEL": "INFO", "GATEWAY_MAX_INFLIGHT": "512", **self.env}
+        env = {
+            **py,
+            "GATEWAY_TRITON_URL": f"127.0.0.1:{opts.grpc_port}",
+            "CLIP_VERSION_ID": TINY,
+            "GATEWAY_LOG_JSON": "true",
+            "GATEWAY_LOG_LEVEL": "INFO",
+            "GATEWAY_MAX_INFLIGHT": "512",
+            **self.env,
+        }
         log = open(self.work / "gateway.log", "ab")  # noqa: SIM115 - closed with the process
         self.gateway = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "gateway.main:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(port), "--no-access-log"], cwd=self.code_root, env=env, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "gateway.main:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            cwd=self.code_root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.base_url = f"http://127.0.0.1:{port}"
         wait_http(f"{self.base_url}/readiness", 60, self.gateway)
         return self
@@ -132,8 +159,9 @@ def run_wrk(url: str, lua: Path, seconds: float, connections: int) -> tuple[subp
     return proc, " ".join(cmd)
 
 
-def measure(service: Service, scenario: str, lua: Path, seconds: float, connections: int, code: str,
-            profile: Path | None = None) -> Result:
+def measure(
+    service: Service, scenario: str, lua: Path, seconds: float, connections: int, code: str, profile: Path | None = None
+) -> Result:
     """One wrk run; CPU counted over exactly the wrk process's lifetime."""
     window = CpuWindow(service.roots())
     children0 = _children_cpu_s()
@@ -150,10 +178,22 @@ def measure(service: Service, scenario: str, lua: Path, seconds: float, connecti
     requests, errors = parse_wrk(out)
     per = 1000.0 / max(requests, 1)
     service_s = cpu["gateway_cpu_s"] + cpu["triton_cpu_s"]
-    return Result(scenario, code, requests, errors, cpu["wall_s"], requests / cpu["wall_s"], service_s * per,
-                  cpu["gateway_cpu_s"] * per, cpu["triton_cpu_s"] * per, wrk_s * per,
-                  cpu["others_cpu_share"], _latency_ms(out, "50"), _latency_ms(out, "99"),
-                  {"machine_busy_share": cpu["machine_busy_share"]})
+    return Result(
+        scenario,
+        code,
+        requests,
+        errors,
+        cpu["wall_s"],
+        requests / cpu["wall_s"],
+        service_s * per,
+        cpu["gateway_cpu_s"] * per,
+        cpu["triton_cpu_s"] * per,
+        wrk_s * per,
+        cpu["others_cpu_share"],
+        _latency_ms(out, "50"),
+        _latency_ms(out, "99"),
+        {"machine_busy_share": cpu["machine_busy_share"]},
+    )
 
 
 def parse_wrk(out: str) -> tuple[int, int]:
@@ -175,8 +215,22 @@ def _children_cpu_s() -> float:
 def _py_spy(pid: int, out: Path, seconds: float) -> subprocess.Popen:
     """Sample the gateway (all threads, native frames off) into collapsed stacks for `summarise`."""
     spy = Path(sys.executable).parent / "py-spy"
-    cmd = [str(spy), "record", "--pid", str(pid), "--duration", str(max(1, int(seconds) - 1)), "--rate", "200",
-           "--format", "raw", "--nonblocking", "--threads", "--output", str(out)]
+    cmd = [
+        str(spy),
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(max(1, int(seconds) - 1)),
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+        "--nonblocking",
+        "--threads",
+        "--output",
+        str(out),
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -192,9 +246,17 @@ def write_lua(work: Path, scenario: str) -> Path:
     return lua
 
 
-def run(code_roots: dict[str, Path], scenarios: list[str], seconds: float, connections: int, rounds: int,
-        warmup_s: float, profile_dir: Path | None, env: dict[str, str],
-        progress: Callable[[str], object] = print) -> list[Result]:
+def run(
+    code_roots: dict[str, Path],
+    scenarios: list[str],
+    seconds: float,
+    connections: int,
+    rounds: int,
+    warmup_s: float,
+    profile_dir: Path | None,
+    env: dict[str, str],
+    progress: Callable[[str], object] = print,
+) -> list[Result]:
     """Each code root gets its own service; rounds alternate between them so drift hits both alike."""
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="serving-cost-") as tmp:
@@ -222,14 +284,18 @@ def run(code_roots: dict[str, Path], scenarios: list[str], seconds: float, conne
     return results
 
 
-HEADER = ("| code | request | core-ms/req (service) | gateway | triton | req/s | p50 ms | p99 ms | errors "
-          "| others' CPU |\n|---|---|---|---|---|---|---|---|---|---|")
+HEADER = (
+    "| code | request | core-ms/req (service) | gateway | triton | req/s | p50 ms | p99 ms | errors "
+    "| others' CPU |\n|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def format_row(r: Result) -> str:
-    return (f"| {r.code} | {r.scenario} | **{r.core_ms_per_request:.3f}** | {r.gateway_core_ms:.3f} | "
-            f"{r.triton_core_ms:.3f} | {r.rps:,.0f} | {r.latency_p50_ms:.2f} | {r.latency_p99_ms:.2f} | {r.errors} "
-            f"| {r.others_cpu_share:.0%} |")
+    return (
+        f"| {r.code} | {r.scenario} | **{r.core_ms_per_request:.3f}** | {r.gateway_core_ms:.3f} | "
+        f"{r.triton_core_ms:.3f} | {r.rps:,.0f} | {r.latency_p50_ms:.2f} | {r.latency_p99_ms:.2f} | {r.errors} "
+        f"| {r.others_cpu_share:.0%} |"
+    )
 
 
 def table(results: list[Result]) -> str:
@@ -263,18 +329,30 @@ def load(path: Path) -> list[Result]:
 
 
 def machine() -> dict[str, object]:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), "?")
-    return {"cpu": model, "nproc": os.cpu_count(), "python": sys.version.split()[0],
-            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
+    return {
+        "cpu": model,
+        "nproc": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def medians(results: list[Result]) -> str:
     """Median over rounds per (code, request): the numbers to quote, with the range of others' CPU."""
     import statistics
 
-    lines = ["| code | request | rounds | core-ms/req (median) | gateway | triton | req/s | others' CPU |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| code | request | rounds | core-ms/req (median) | gateway | triton | req/s | others' CPU |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for key in dict.fromkeys((r.code, r.scenario) for r in results):
         rs = [r for r in results if (r.code, r.scenario) == key]
 
@@ -282,7 +360,9 @@ def medians(results: list[Result]) -> str:
             return statistics.median(getattr(r, attr) for r in rs)
 
         others = [r.others_cpu_share for r in rs]
-        lines.append(f"| {key[0]} | {key[1]} | {len(rs)} | **{med('core_ms_per_request'):.3f}** | "
-                     f"{med('gateway_core_ms'):.3f} | {med('triton_core_ms'):.3f} | {med('rps'):,.0f} | "
-                     f"{min(others):.0%}–{max(others):.0%} |")
+        lines.append(
+            f"| {key[0]} | {key[1]} | {len(rs)} | **{med('core_ms_per_request'):.3f}** | "
+            f"{med('gateway_core_ms'):.3f} | {med('triton_core_ms'):.3f} | {med('rps'):,.0f} | "
+            f"{min(others):.0%}–{max(others):.0%} |"
+        )
     return "\n".join(lines)

@@ -36,8 +36,8 @@ class Session:
     task: TaskID
     points: list[Point] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
-    round: int | None = None     # set during the A/B rounds
-    aio: object = None           # tritonclient.grpc.aio client, open while the async phases run
+    round: int | None = None  # set during the A/B rounds
+    aio: object = None  # tritonclient.grpc.aio client, open while the async phases run
 
     @property
     def models(self) -> tuple[str, str]:
@@ -54,8 +54,9 @@ class Session:
     def advance(self) -> None:
         self.progress.advance(self.task)
 
-    async def measure(self, system: str, op: str, c: int, send: Send, items: int = 1,
-                      seconds: float | None = None) -> Point:
+    async def measure(
+        self, system: str, op: str, c: int, send: Send, items: int = 1, seconds: float | None = None
+    ) -> Point:
         """One closed-loop point with Triton's statistics deltas and others' CPU share around it."""
         models = list(self.models)
         before = await triton_stats(self.aio, models)
@@ -75,10 +76,13 @@ class Session:
         with open("/proc/loadavg") as f:
             p.extra["loadavg_1m"] = float(f.read().split()[0])
         self.points.append(p)
-        tri = "; ".join(f"{m.rsplit('-', 1)[-1]}: batch {d['avg_batch']}, {d['request_ms']} ms/req"
-                        for m, d in p.triton.items())
+        tri = "; ".join(
+            f"{m.rsplit('-', 1)[-1]}: batch {d['avg_batch']}, {d['request_ms']} ms/req" for m, d in p.triton.items()
+        )
         unit = "b" if p.system.startswith("inprocess") else "c"
-        console.print(f"  {p.system:<10} {p.op:<8} {unit}={p.concurrency:<3} {p.items_per_s:8.2f} items/s "
-                      f"p50 {p.p50_ms:8.1f} p95 {p.p95_ms:8.1f} p99 {p.p99_ms:8.1f} ms  n={p.requests}"
-                      f"{' ERR=' + str(p.errors) if p.errors else ''}  load {p.extra['loadavg_1m']:.1f} "
-                      f"others {p.extra.get('others_cpu', 0):.0%}  {tri}")
+        console.print(
+            f"  {p.system:<10} {p.op:<8} {unit}={p.concurrency:<3} {p.items_per_s:8.2f} items/s "
+            f"p50 {p.p50_ms:8.1f} p95 {p.p95_ms:8.1f} p99 {p.p99_ms:8.1f} ms  n={p.requests}"
+            f"{' ERR=' + str(p.errors) if p.errors else ''}  load {p.extra['loadavg_1m']:.1f} "
+            f"others {p.extra.get('others_cpu', 0):.0%}  {tri}"
+        )

@@ -24,9 +24,13 @@ def _server_ms(before: dict, after: dict) -> float:
 
 
 def _summary(lat: list[float], server_ms: list[float]) -> dict[str, float]:
-    return {"n": len(lat), "p50_ms": round(statistics.median(lat) * 1000, 2),
-            "mean_ms": round(statistics.mean(lat) * 1000, 2), "server_ms": round(statistics.mean(server_ms), 2),
-            "client_overhead_ms": round(statistics.mean(lat) * 1000 - statistics.mean(server_ms), 2)}
+    return {
+        "n": len(lat),
+        "p50_ms": round(statistics.median(lat) * 1000, 2),
+        "mean_ms": round(statistics.mean(lat) * 1000, 2),
+        "server_ms": round(statistics.mean(server_ms), 2),
+        "client_overhead_ms": round(statistics.mean(lat) * 1000 - statistics.mean(server_ms), 2),
+    }
 
 
 def _input(arr: np.ndarray, mode: str, handle, region: str):  # noqa: ANN001, ANN202 - tritonclient objects
@@ -113,9 +117,19 @@ def prep_cost(model: str, size: int, reps: int = 300) -> dict:
             for _ in range(reps):
                 for mode in ("grpc", "shm"):
                     t0 = time.perf_counter()
-                    req = _get_inference_request(model, [_input(arr, mode, handle, region)], "", "",
-                                                 [InferRequestedOutput(TENSORS["image"][1])], 0, False, False, 0,
-                                                 None, None)
+                    req = _get_inference_request(
+                        model,
+                        [_input(arr, mode, handle, region)],
+                        "",
+                        "",
+                        [InferRequestedOutput(TENSORS["image"][1])],
+                        0,
+                        False,
+                        False,
+                        0,
+                        None,
+                        None,
+                    )
                     req.SerializeToString()
                     times[mode].append(time.perf_counter() - t0)
         finally:

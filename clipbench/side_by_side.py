@@ -63,8 +63,9 @@ async def ab(session: Session, inproc: InProcess, triton: TritonPayloads, bodies
         for op, (gc, nc, tc) in AB_LEVELS.items():
             for system, base, c in (("gateway", servers.gw_url, gc), ("naive", servers.naive_url, nc)):
                 session.step(f"A/B round {r + 1}: {system} {op} c={c}")
-                async with httpx.AsyncClient(base_url=base, timeout=300,
-                                             limits=httpx.Limits(max_connections=c)) as client:
+                async with httpx.AsyncClient(
+                    base_url=base, timeout=300, limits=httpx.Limits(max_connections=c)
+                ) as client:
                     await session.measure(f"ab-{system}", op, c, http_sender(client, bodies, op), seconds=s)
                 session.advance()
             if tc:
@@ -102,8 +103,14 @@ def run(args: argparse.Namespace, servers: Servers, points: list, extra: dict) -
     extra["machine"] = machine_info()
     extra["config"] = {m: read_config(servers.repo, m) for m in model_names(args.version)}
     started = time.time()
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=False) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         task = progress.add_task("starting Triton, gateway and naive server", total=total_points(args))
         session = Session(args, servers, progress, task, points, extra)
         try:
@@ -146,8 +153,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     levels = lambda s: [int(x) for x in s.split(",")]  # noqa: E731
     p.add_argument("--version", default="ViT-B-32", help="CLIP version id (exported as random init if missing)")
     p.add_argument("--repository", type=Path, default=ROOT / "results/bench/model_repository")
-    p.add_argument("--model-config", type=Path, action="append", default=[],
-                   help="extra open_clip model config JSON, e.g. tests/fixtures/clip-tiny.json (repeatable)")
+    p.add_argument(
+        "--model-config",
+        type=Path,
+        action="append",
+        default=[],
+        help="extra open_clip model config JSON, e.g. tests/fixtures/clip-tiny.json (repeatable)",
+    )
     p.add_argument("--seconds", type=float, default=12.0, help="time box of one load point")
     p.add_argument("--inproc-seconds", type=float, default=6.0, help="time box of one in-process point")
     p.add_argument("--max-requests", type=int, default=5000, help="request cap of one load point")
@@ -155,15 +167,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--triton-levels", default="1,4,8,16,32,64", type=levels)
     p.add_argument("--http-levels", default="1,4,16,64", type=levels)
     p.add_argument("--bucket-concurrency", type=int, default=32)
-    p.add_argument("--ab-rounds", type=int, default=2,
-                   help="interleaved saturation rounds (in-process / Triton / gateway / naive) at the end")
+    p.add_argument(
+        "--ab-rounds",
+        type=int,
+        default=2,
+        help="interleaved saturation rounds (in-process / Triton / gateway / naive) at the end",
+    )
     p.add_argument("--ab-seconds", type=float, default=8.0, help="time box of one A/B point")
     p.add_argument("--only-ab", action="store_true", help="skip the sweeps: only the A/B rounds")
     p.add_argument("--gateway-env", action="append", default=[], help="KEY=VALUE for the gateway (repeatable)")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--docs", type=Path, default=None, help="also copy the plot to DIR/benchmarks.png")
-    p.add_argument("--from-json", type=Path, default=None,
-                   help="only re-render report.md and the plot from a stored results.json (no load)")
+    p.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="only re-render report.md and the plot from a stored results.json (no load)",
+    )
     args = p.parse_args(argv)
     args.gateway_env = dict(kv.split("=", 1) for kv in args.gateway_env)
     return args

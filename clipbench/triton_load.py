@@ -29,8 +29,9 @@ class TritonPayloads:
         size = int(session.params("image")["image_size"])
         rng = np.random.default_rng(0)
         images = [rng.integers(0, 256, (1, 3, size, size), dtype=np.uint8) for _ in range(8)]
-        ids16 = ClipTokenizer().batch([unique_prompt(i) for i in range(256)], truncate=False,
-                                      buckets=tokenizer_buckets(session))
+        ids16 = ClipTokenizer().batch(
+            [unique_prompt(i) for i in range(256)], truncate=False, buckets=tokenizer_buckets(session)
+        )
         assert ids16.shape[1] == 16, ids16.shape
         self.arrays = {"image": images, "text": [ids16[i : i + 1] for i in range(256)]}
 
@@ -48,6 +49,7 @@ class TritonPayloads:
             inp.set_data_from_numpy(arr)
             res = await session.aio.infer(model, [inp], outputs=[InferRequestedOutput(oname)], client_timeout=120)
             assert res.as_numpy(oname).shape[0] == arr.shape[0]
+
         return send
 
 
@@ -82,14 +84,18 @@ async def buckets(session: Session, payloads: TritonPayloads) -> None:
     assert ids16.shape == (32, 16) and ids77.shape == (32, full)
     e16, e77 = await _embed(session, ids16), await _embed(session, ids77)
     cos = (e16 * e77).sum(1) / np.linalg.norm(e16, axis=1) / np.linalg.norm(e77, axis=1)
-    session.extra["bucket_identity"] = {"max_abs_diff": float(np.abs(e16 - e77).max()),
-                                        "min_cosine": float(cos.min()), "prompts": len(prompts),
-                                        "bit_identical": bool(np.array_equal(e16, e77))}
+    session.extra["bucket_identity"] = {
+        "max_abs_diff": float(np.abs(e16 - e77).max()),
+        "min_cosine": float(cos.min()),
+        "prompts": len(prompts),
+        "bit_identical": bool(np.array_equal(e16, e77)),
+    }
     c = session.args.bucket_concurrency
     rows = {"text16": [ids16[i : i + 1] for i in range(32)], "text77": [ids77[i : i + 1] for i in range(32)]}
     for rep in range(2):  # interleaved A/B/A/B
         for op in ("text16", "text77"):
             session.step(f"triton {op} c={c} (round {rep + 1})")
-            await session.measure("triton-bucket", op, c, payloads.sender("text", rows[op]),
-                                  seconds=session.args.seconds / 2)
+            await session.measure(
+                "triton-bucket", op, c, payloads.sender("text", rows[op]), seconds=session.args.seconds / 2
+            )
             session.advance()

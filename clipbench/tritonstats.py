@@ -44,7 +44,9 @@ def stats_delta(before: dict, after: dict) -> dict[str, dict]:
         if not n:
             continue
         out[m] = {
-            "requests": n, "inferences": d["inference_count"], "executions": d["execution_count"],
+            "requests": n,
+            "inferences": d["inference_count"],
+            "executions": d["execution_count"],
             "avg_batch": round(d["inference_count"] / max(d["execution_count"], 1), 2),
             "request_ms": round(d["success_ns"] / n / 1e6, 2),
             "queue_ms": round(d["queue_ns"] / n / 1e6, 2),
@@ -61,8 +63,10 @@ def model_parameters(repo: Path, model: str) -> dict[str, str]:
 def read_config(repo: Path, model: str) -> dict[str, str]:
     """The batching knobs of one model, for the report's header."""
     text = (repo / model / "config.pbtxt").read_text()
-    out = {"max_batch_size": re.search(r"max_batch_size: (\d+)", text).group(1),
-           "queue_delay_us": re.search(r"max_queue_delay_microseconds: (\d+)", text).group(1),
-           "instances": re.search(r"count: (\d+)", text).group(1)}
+    out = {
+        "max_batch_size": re.search(r"max_batch_size: (\d+)", text).group(1),
+        "queue_delay_us": re.search(r"max_queue_delay_microseconds: (\d+)", text).group(1),
+        "instances": re.search(r"count: (\d+)", text).group(1),
+    }
     out["num_threads"] = model_parameters(repo, model).get("num_threads", "?")
     return out

@@ -30,26 +30,26 @@ class Param:
     """Model-config `parameters` keys (string values) the exporter writes and the gateway reads."""
 
     CLIP_VERSION = "clip_version"
-    TOWER = "tower"                      # "image" | "text"
+    TOWER = "tower"  # "image" | "text"
     OPEN_CLIP_MODEL = "open_clip_model"
     PRETRAINED = "pretrained"
-    WEIGHTS_RANDOM = "weights_random"    # "true" | "false"
-    PRECISION = "precision"              # "fp32" | "fp16"
-    ACTIVATION = "activation"            # "quick_gelu" | "gelu"
+    WEIGHTS_RANDOM = "weights_random"  # "true" | "false"
+    PRECISION = "precision"  # "fp32" | "fp16"
+    ACTIVATION = "activation"  # "quick_gelu" | "gelu"
     EMBED_DIM = "embed_dim"
     IMAGE_SIZE = "image_size"
     MEAN, STD = "mean", "std"
     INTERPOLATION, RESIZE_MODE, FILL_COLOR = "interpolation", "resize_mode", "fill_color"
     CONTEXT_LENGTH = "context_length"
-    TEXT_BUCKETS = "text_buckets"        # comma-separated ints, ascending, ending at context_length
+    TEXT_BUCKETS = "text_buckets"  # comma-separated ints, ascending, ending at context_length
     TOKENIZER, TOKENIZER_SHA256 = "tokenizer", "tokenizer_sha256"
     SOT_ID, EOT_ID = "sot_id", "eot_id"
-    FAMILY = "family"                    # triton_clip/families.py: clip, siglip, pe, mobileclip, ...
-    TEXT_CLEAN = "text_clean"            # the tokenizer's text cleaning (gateway/text/cleaning.py)
+    FAMILY = "family"  # triton_clip/families.py: clip, siglip, pe, mobileclip, ...
+    TEXT_CLEAN = "text_clean"  # the tokenizer's text cleaning (gateway/text/cleaning.py)
     TEXT_BUCKETS_EXACT = "text_buckets_exact"  # "true" only when the export proved short inputs exact
-    BUILD_ID = "build_id"                # digest of what the towers were built from (triton_clip/provenance.py)
+    BUILD_ID = "build_id"  # digest of what the towers were built from (triton_clip/provenance.py)
     MAX_IMAGE_PIXELS = "max_image_pixels"  # preprocessing model: its own bomb backstop (the gateway checks first)
-    DECODE_DEVICE = "decode_device"      # preprocessing model: "cpu" (exact Pillow) | "cuda" (nvJPEG for JPEGs)
+    DECODE_DEVICE = "decode_device"  # preprocessing model: "cpu" (exact Pillow) | "cuda" (nvJPEG for JPEGs)
 
 
 # `tower` values of the per-version models next to the two towers.

@@ -27,8 +27,10 @@ def settings_table() -> str:
     for name, field in Settings.model_fields.items():
         default = field.default_factory() if field.default_factory else field.default
         shown = ",".join(default) if isinstance(default, list) else default
-        rows.append(f"| {env_names(name, field)} | `{shown if shown not in (None, '') else '(none)'}` | "
-                    f"{field.description or ''} |")
+        rows.append(
+            f"| {env_names(name, field)} | `{shown if shown not in (None, '') else '(none)'}` | "
+            f"{field.description or ''} |"
+        )
     return "\n".join(rows)
 
 

@@ -22,15 +22,24 @@ import json
 import socket
 
 _INFER = [{"service": "inference.GRPCInferenceService", "method": "ModelInfer"}]
-SERVICE_CONFIG = json.dumps({
-    "loadBalancingConfig": [{"round_robin": {}}],
-    "methodConfig": [{
-        "name": _INFER,
-        # Embedding is idempotent: one more try, on another replica, before the gateway answers 503.
-        "retryPolicy": {"maxAttempts": 2, "initialBackoff": "0.01s", "maxBackoff": "0.05s",
-                        "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
-    }],
-})
+SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {
+                "name": _INFER,
+                # Embedding is idempotent: one more try, on another replica, before the gateway answers 503.
+                "retryPolicy": {
+                    "maxAttempts": 2,
+                    "initialBackoff": "0.01s",
+                    "maxBackoff": "0.05s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+)
 
 
 def _split(endpoint: str) -> tuple[str, str]:

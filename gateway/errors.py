@@ -83,7 +83,7 @@ class TextTooLong(GatewayError):
         where = f" (text at index {index})" if index is not None else ""
         super().__init__(
             "Error with model input. Cause: Text input is too long for the model context length. "
-            f"Shorten the text and retry{where}, or send \"truncate\": true."
+            f'Shorten the text and retry{where}, or send "truncate": true.'
         )
 
     def body(self) -> dict[str, Any]:
@@ -154,8 +154,7 @@ def _jsonable_errors(errors: list[dict[str, Any]]) -> list[Any]:
     except TypeError:
         # orjson refuses ints past 64 bits and nesting past 255 levels, both valid JSON a client can send:
         # keep FastAPI's shape and replace the offending `input` by a bounded repr.
-        return [orjson.loads(orjson.dumps({**e, "input": _bounded_repr(e.get("input"))}, default=str))
-                for e in errors]
+        return [orjson.loads(orjson.dumps({**e, "input": _bounded_repr(e.get("input"))}, default=str)) for e in errors]
 
 
 def _bounded_repr(value: Any) -> str:
@@ -182,8 +181,11 @@ async def _http_error(_: Request, exc: Exception) -> Response:
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     # Runs in Starlette's outermost middleware, after ours has returned: pass the request id explicitly.
-    log.exception("unhandled error on %s", request.url.path,
-                  extra={"request_id": request.scope.get("state", {}).get("request_id")})
+    log.exception(
+        "unhandled error on %s",
+        request.url.path,
+        extra={"request_id": request.scope.get("state", {}).get("request_id")},
+    )
     return json_response(500, {"message": "Internal error."})
 
 

@@ -34,11 +34,16 @@ ROUTERS = (clip.router, perception_encoder.router, ops.router)  # the routes are
 
 def url_policy(s: Settings) -> UrlPolicy:
     return UrlPolicy(
-        allow_url_input=s.allow_url_input, allow_non_https=s.allow_non_https_url_input,
-        allow_without_fqdn=s.allow_url_input_without_fqdn, allow_non_global=s.allow_url_to_non_global_addresses,
-        allowlist=tuple(s.url_allowlist), denylist=tuple(s.url_denylist),
-        connect_timeout_s=s.url_connect_timeout_s, total_timeout_s=s.url_total_timeout_s,
-        max_bytes=s.url_max_bytes, max_redirects=s.url_max_redirects,
+        allow_url_input=s.allow_url_input,
+        allow_non_https=s.allow_non_https_url_input,
+        allow_without_fqdn=s.allow_url_input_without_fqdn,
+        allow_non_global=s.allow_url_to_non_global_addresses,
+        allowlist=tuple(s.url_allowlist),
+        denylist=tuple(s.url_denylist),
+        connect_timeout_s=s.url_connect_timeout_s,
+        total_timeout_s=s.url_total_timeout_s,
+        max_bytes=s.url_max_bytes,
+        max_redirects=s.url_max_redirects,
     )
 
 
@@ -64,8 +69,9 @@ def route_set(app: FastAPI) -> RouteSet:
     return RouteSet(known=frozenset(own | routed), limited=frozenset(r.path for r in clip.router.routes))
 
 
-def create_app(settings: Settings | None = None, fetcher: ImageFetcher | None = None,
-               triton: TritonClient | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, fetcher: ImageFetcher | None = None, triton: TritonClient | None = None
+) -> FastAPI:
     settings = settings or Settings()
     logs.configure(settings.log_level, settings.log_json)
     metrics = Metrics()
@@ -105,6 +111,11 @@ def create_app(settings: Settings | None = None, fetcher: ImageFetcher | None = 
     for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(ClipFastPath)  # inside GatewayMiddleware: ids, logs, metrics and limits still apply
-    app.add_middleware(GatewayMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes,
-                       max_inflight=settings.max_inflight, routes=route_set(app))
+    app.add_middleware(
+        GatewayMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        max_inflight=settings.max_inflight,
+        routes=route_set(app),
+    )
     return app

@@ -21,16 +21,22 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.requests = Counter("clip_gateway_requests", "Requests by route and status.", ["route", "status"], registry=r)
-        self.latency = Histogram("clip_gateway_request_seconds", "Whole request time.", ["route"],
-                                 buckets=_LATENCY_BUCKETS, registry=r)
-        self.stage = Histogram("clip_gateway_stage_seconds", "Time per pipeline stage.", ["stage"],
-                               buckets=_LATENCY_BUCKETS, registry=r)
-        self.inflight = Gauge("clip_gateway_inflight", "Requests being processed.", registry=r,
-                              multiprocess_mode="livesum")
+        self.requests = Counter(
+            "clip_gateway_requests", "Requests by route and status.", ["route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "clip_gateway_request_seconds", "Whole request time.", ["route"], buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.stage = Histogram(
+            "clip_gateway_stage_seconds", "Time per pipeline stage.", ["stage"], buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.inflight = Gauge(
+            "clip_gateway_inflight", "Requests being processed.", registry=r, multiprocess_mode="livesum"
+        )
         self.rejected = Counter("clip_gateway_rejected", "Requests refused by back-pressure.", ["reason"], registry=r)
-        self.url_failures = Counter("clip_gateway_url_fetch_failures", "URL image fetch refusals/failures.",
-                                    ["reason"], registry=r)
+        self.url_failures = Counter(
+            "clip_gateway_url_fetch_failures", "URL image fetch refusals/failures.", ["reason"], registry=r
+        )
         self.image_errors = Counter("clip_gateway_image_errors", "Images refused, by reason.", ["reason"], registry=r)
         self.cache_hits = Counter("clip_gateway_text_cache_hits", "Text embeddings served from the cache.", registry=r)
         self.cache_misses = Counter("clip_gateway_text_cache_misses", "Text embeddings computed.", registry=r)

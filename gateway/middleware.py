@@ -57,8 +57,9 @@ def _body_too_large(limit: int) -> StarletteHTTPException:
 
 
 class GatewayMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, max_inflight: int,
-                 routes: RouteSet) -> None:
+    def __init__(
+        self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, max_inflight: int, routes: RouteSet
+    ) -> None:
         self.app = app
         self.routes = routes
         self.metrics = metrics
@@ -89,8 +90,11 @@ class GatewayMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
-                   if k.lower() in _WANTED_HEADERS}  # only the two read here: no dict of every header
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1")
+            for k, v in scope.get("headers", [])
+            if k.lower() in _WANTED_HEADERS
+        }  # only the two read here: no dict of every header
         given_id = headers.get("x-request-id", "")
         request_id = given_id if _REQUEST_ID.fullmatch(given_id) else self._new_id()
         scope.setdefault("state", {})["request_id"] = request_id
@@ -102,8 +106,10 @@ class GatewayMiddleware:
         async def send_wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
-                extra = [(b"x-request-id", request_id.encode("latin-1")),
-                         (b"x-processing-time", f"{time.perf_counter() - start:.6f}".encode())]
+                extra = [
+                    (b"x-request-id", request_id.encode("latin-1")),
+                    (b"x-processing-time", f"{time.perf_counter() - start:.6f}".encode()),
+                ]
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 
@@ -127,8 +133,15 @@ class GatewayMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             self._count(route, status["code"], elapsed)
-            log.info("request", extra={"method": scope.get("method"), "path": path, "status": status["code"],
-                                       "duration_ms": round(elapsed * 1000, 2)})
+            log.info(
+                "request",
+                extra={
+                    "method": scope.get("method"),
+                    "path": path,
+                    "status": status["code"],
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
             logs.request_id.reset(token)
 
     def _admit(self, headers: dict[str, str], limited: bool) -> Any:

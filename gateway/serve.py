@@ -62,8 +62,9 @@ def main(argv: list[str] | None = None) -> None:
         folder = prepare_metrics_dir(settings.metrics_dir)
         os.environ[MULTIPROC_ENV] = str(folder)  # inherited by the spawned workers
     try:
-        uvicorn.run(APP, factory=True, host=args.host, port=args.port, workers=workers,
-                    access_log=not args.no_access_log)
+        uvicorn.run(
+            APP, factory=True, host=args.host, port=args.port, workers=workers, access_log=not args.no_access_log
+        )
     finally:
         if folder is not None and settings.metrics_dir is None:
             shutil.rmtree(folder, ignore_errors=True)

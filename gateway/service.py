@@ -73,8 +73,14 @@ class TextCache:
 
 
 class ClipService:
-    def __init__(self, settings: Settings, triton: TritonClient, fetcher: ImageFetcher, tokenizers: TokenizerRegistry,
-                 metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        triton: TritonClient,
+        fetcher: ImageFetcher,
+        tokenizers: TokenizerRegistry,
+        metrics: Metrics,
+    ) -> None:
         self.settings = settings
         self.triton = triton
         self.fetcher = fetcher
@@ -98,8 +104,11 @@ class ClipService:
                     continue
                 if self.settings.image_transport == "encoded" and not info.encoded_model:
                     if name not in self._no_encoded:
-                        log.error("version %s has no encoded-image ensemble (exported before it?): its images use "
-                                  "the tensor transport; re-export it for GATEWAY_IMAGE_TRANSPORT=encoded", name)
+                        log.error(
+                            "version %s has no encoded-image ensemble (exported before it?): its images use "
+                            "the tensor transport; re-export it for GATEWAY_IMAGE_TRANSPORT=encoded",
+                            name,
+                        )
                         self._no_encoded.add(name)
                 if info.weights_random:
                     log.warning("version %s serves RANDOM weights (exported with --pretrained none)", name)
@@ -163,8 +172,9 @@ class ClipService:
         else:
             kind, value = image.type.lower(), image.value
         if kind in ("numpy", "numpy_object"):
-            raise ImageLoadError("numpy input is refused: it is a pickle, and unpickling client data runs code.",
-                                 reason="numpy")
+            raise ImageLoadError(
+                "numpy input is refused: it is a pickle, and unpickling client data runs code.", reason="numpy"
+            )
         if kind not in ("base64", "url"):
             raise ImageLoadError("Image declaration contains not recognised image type.", reason="type")
         if not isinstance(value, str):
@@ -180,8 +190,9 @@ class ClipService:
     def _tensor(self, data: bytes | str, info: VersionInfo) -> np.ndarray:
         s = self.settings
         raw = decode_base64(data) if isinstance(data, str) else data  # ~1 ms/MB: not on the event loop
-        return image_to_tensor(raw, info.preprocess, max_pixels=s.max_image_pixels, min_side=s.min_image_side,
-                               draft=s.jpeg_draft)
+        return image_to_tensor(
+            raw, info.preprocess, max_pixels=s.max_image_pixels, min_side=s.min_image_side, draft=s.jpeg_draft
+        )
 
     async def _one_image(self, image: ImageLike, info: VersionInfo, index: int | None) -> np.ndarray:
         try:
@@ -209,8 +220,9 @@ class ClipService:
             self.metrics.image_errors.labels(exc.reason).inc()
             raise exc.at_index(index) if index is not None else exc
 
-    async def embed_images(self, images: list[ImageLike], version: str | None, *, listed: bool = True,
-                           route: str = "clip") -> np.ndarray:
+    async def embed_images(
+        self, images: list[ImageLike], version: str | None, *, listed: bool = True, route: str = "clip"
+    ) -> np.ndarray:
         info = self.version(version, route)
         if not images:
             raise InvalidRequest("At least one image is required.")
@@ -219,9 +231,11 @@ class ClipService:
                 f"The maximum number of images that can be embedded at once is {self.settings.max_images_per_request}."
             )
         if self.image_transport(info) == "encoded":
-            return np.stack(await asyncio.gather(
-                *(self._one_encoded(img, info, i if listed else None) for i, img in enumerate(images))
-            ))
+            return np.stack(
+                await asyncio.gather(
+                    *(self._one_encoded(img, info, i if listed else None) for i, img in enumerate(images))
+                )
+            )
         tensors = await asyncio.gather(
             *(self._one_image(img, info, i if listed else None) for i, img in enumerate(images))
         )
@@ -229,8 +243,9 @@ class ClipService:
         return await self._triton(info.image_model, IMAGE_INPUT, IMAGE_OUTPUT, batch, info.image_max_batch)
 
     # --- texts -------------------------------------------------------------------------------
-    async def embed_texts(self, texts: list[str], version: str | None, truncate: bool,
-                          route: str = "clip") -> np.ndarray:
+    async def embed_texts(
+        self, texts: list[str], version: str | None, truncate: bool, route: str = "clip"
+    ) -> np.ndarray:
         info = self.version(version, route)
         s = self.settings
         if not texts:
@@ -271,16 +286,25 @@ class ClipService:
         return self.tokenizers.get(info).batch(texts, truncate=truncate, buckets=info.text_buckets)
 
     # --- compare -----------------------------------------------------------------------------
-    async def _embed_any(self, kind: str, items: list[Any], version: str | None, truncate: bool,
-                         listed: bool, route: str) -> np.ndarray:
+    async def _embed_any(
+        self, kind: str, items: list[Any], version: str | None, truncate: bool, listed: bool, route: str
+    ) -> np.ndarray:
         if kind == "text":
             if not all(isinstance(t, str) for t in items):
                 raise InvalidRequest("Text prompts/subjects must be strings.")
             return await self.embed_texts(items, version, truncate, route)
         return await self.embed_images(items, version, listed=listed, route=route)
 
-    async def compare(self, subject: Any, subject_type: str, prompt: Any, prompt_type: str, version: str | None,
-                      truncate: bool, route: str = "clip") -> list[float] | dict[str, float]:
+    async def compare(
+        self,
+        subject: Any,
+        subject_type: str,
+        prompt: Any,
+        prompt_type: str,
+        version: str | None,
+        truncate: bool,
+        route: str = "clip",
+    ) -> list[float] | dict[str, float]:
         for name, value in (("subject_type", subject_type), ("prompt_type", prompt_type)):
             if value not in _KINDS:
                 raise InvalidRequest(f"{name} must be 'image' or 'text', got {value!r}.")

@@ -40,13 +40,16 @@ class Settings(BaseSettings):
         "ViT-B-16", validation_alias=_upstream("CLIP_VERSION_ID"), description="Default `clip_version_id`."
     )
     perception_encoder_version_id: str = Field(
-        "PE-Core-L14-336", validation_alias=_upstream("PERCEPTION_ENCODER_VERSION_ID"),
+        "PE-Core-L14-336",
+        validation_alias=_upstream("PERCEPTION_ENCODER_VERSION_ID"),
         description="Default `perception_encoder_version_id` of the /perception_encoder routes.",
     )
 
     # --- request limits ----------------------------------------------------------------------
     max_images_per_request: int = Field(
-        8, ge=1, validation_alias=_upstream("CLIP_MAX_BATCH_SIZE"),
+        8,
+        ge=1,
+        validation_alias=_upstream("CLIP_MAX_BATCH_SIZE"),
         description="Images per embed_image request (and image prompts per compare); 400 past it.",
     )
     max_prompts_per_compare: int = Field(8, ge=1, description="Prompts per compare request; 400 past it.")
@@ -59,22 +62,30 @@ class Settings(BaseSettings):
     min_image_side: int = Field(2, ge=1, description="Smallest accepted image side in pixels.")
 
     # --- URL images (upstream flag names) ----------------------------------------------------
-    allow_url_input: bool = Field(True, validation_alias=_upstream("ALLOW_URL_INPUT"),
-                                  description="Accept `{\"type\": \"url\"}` images at all.")
-    allow_non_https_url_input: bool = Field(False, validation_alias=_upstream("ALLOW_NON_HTTPS_URL_INPUT"),
-                                            description="Also fetch plain http:// URLs.")
-    allow_url_input_without_fqdn: bool = Field(False, validation_alias=_upstream("ALLOW_URL_INPUT_WITHOUT_FQDN"),
-                                               description="Also fetch IP literals and single-label hosts.")
+    allow_url_input: bool = Field(
+        True, validation_alias=_upstream("ALLOW_URL_INPUT"), description='Accept `{"type": "url"}` images at all.'
+    )
+    allow_non_https_url_input: bool = Field(
+        False, validation_alias=_upstream("ALLOW_NON_HTTPS_URL_INPUT"), description="Also fetch plain http:// URLs."
+    )
+    allow_url_input_without_fqdn: bool = Field(
+        False,
+        validation_alias=_upstream("ALLOW_URL_INPUT_WITHOUT_FQDN"),
+        description="Also fetch IP literals and single-label hosts.",
+    )
     allow_url_to_non_global_addresses: bool = Field(
-        False, validation_alias=_upstream("ALLOW_URL_TO_NON_GLOBAL_ADDRESSES"),
+        False,
+        validation_alias=_upstream("ALLOW_URL_TO_NON_GLOBAL_ADDRESSES"),
         description="Off by default (upstream: on): loopback, private, link-local... are refused.",
     )
     url_allowlist: CsvList = Field(
-        default_factory=list, validation_alias=_upstream("WHITELISTED_DESTINATIONS_FOR_URL_INPUT"),
+        default_factory=list,
+        validation_alias=_upstream("WHITELISTED_DESTINATIONS_FOR_URL_INPUT"),
         description="Comma-separated hosts; when set, only these are fetched.",
     )
     url_denylist: CsvList = Field(
-        default_factory=list, validation_alias=_upstream("BLACKLISTED_DESTINATIONS_FOR_URL_INPUT"),
+        default_factory=list,
+        validation_alias=_upstream("BLACKLISTED_DESTINATIONS_FOR_URL_INPUT"),
         description="Comma-separated hosts that are never fetched.",
     )
     url_connect_timeout_s: float = Field(3.0, gt=0, description="Connect timeout for URL images.")
@@ -102,12 +113,15 @@ class Settings(BaseSettings):
 
     # --- processes ----------------------------------------------------------------------------
     workers: int = Field(
-        1, ge=0, le=64,
+        1,
+        ge=0,
+        le=64,
         description="Gateway worker processes on one port (`python -m gateway.serve`); 0 = one per CPU core of the "
         "container (the image's default; the chart sets it). In-flight limit, text cache and discovery are per worker.",
     )
     metrics_dir: Path | None = Field(
-        None, description="Directory for multi-worker Prometheus files (emptied at start); default: a temp dir.",
+        None,
+        description="Directory for multi-worker Prometheus files (emptied at start); default: a temp dir.",
     )
 
     # --- auth --------------------------------------------------------------------------------

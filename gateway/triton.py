@@ -34,11 +34,26 @@ from gateway.text.registry import text_buckets
 
 log = logging.getLogger("gateway.triton")
 
-__all__ = ["ENCODED_INPUT", "IMAGE_INPUT", "IMAGE_OUTPUT", "TEXT_INPUT", "TEXT_OUTPUT", "FILE_INPUT", "FILE_OUTPUT", "TritonClient", "VersionInfo"]
+__all__ = [
+    "ENCODED_INPUT",
+    "IMAGE_INPUT",
+    "IMAGE_OUTPUT",
+    "TEXT_INPUT",
+    "TEXT_OUTPUT",
+    "FILE_INPUT",
+    "FILE_OUTPUT",
+    "TritonClient",
+    "VersionInfo",
+]
 FILE_INPUT, FILE_OUTPUT = "request__0", "file__0"  # the tokenizer model (triton_clip/tokenizer_model.py)
 _MAX_MESSAGE = 2**31 - 1  # tritonclient's own default (MAX_GRPC_MESSAGE_SIZE)
-_UNAVAILABLE_CODES = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.NOT_FOUND",
-                      "StatusCode.CANCELLED", "StatusCode.UNKNOWN"}
+_UNAVAILABLE_CODES = {
+    "StatusCode.UNAVAILABLE",
+    "StatusCode.DEADLINE_EXCEEDED",
+    "StatusCode.NOT_FOUND",
+    "StatusCode.CANCELLED",
+    "StatusCode.UNKNOWN",
+}
 
 
 @dataclass(frozen=True)
@@ -68,12 +83,22 @@ class VersionInfo:
 
     def public(self) -> dict[str, object]:
         return {
-            "clip_version_id": self.version, "open_clip_model": self.open_clip_model, "family": self.family,
-            "pretrained": self.pretrained, "weights_random": self.weights_random, "precision": self.precision,
-            "activation": self.activation, "embedding_dim": self.embed_dim, "image_size": self.preprocess.size,
-            "resize_mode": self.preprocess.resize_mode, "interpolation": self.preprocess.interpolation,
-            "context_length": self.context_length, "text_buckets": list(self.text_buckets),
-            "tokenizer": self.tokenizer, "tokenizer_sha256": self.tokenizer_sha256, "text_clean": self.text_clean,
+            "clip_version_id": self.version,
+            "open_clip_model": self.open_clip_model,
+            "family": self.family,
+            "pretrained": self.pretrained,
+            "weights_random": self.weights_random,
+            "precision": self.precision,
+            "activation": self.activation,
+            "embedding_dim": self.embed_dim,
+            "image_size": self.preprocess.size,
+            "resize_mode": self.preprocess.resize_mode,
+            "interpolation": self.preprocess.interpolation,
+            "context_length": self.context_length,
+            "text_buckets": list(self.text_buckets),
+            "tokenizer": self.tokenizer,
+            "tokenizer_sha256": self.tokenizer_sha256,
+            "text_clean": self.text_clean,
             "models": [self.image_model, self.text_model] + ([self.tokenizer_model] if self.tokenizer_model else []),
             "encoded_model": self.encoded_model or None,
         }
@@ -98,20 +123,28 @@ def versions_from_configs(configs: list[dict]) -> dict[str, VersionInfo]:
             continue
         image, text = _params(pair["image"]), _params(pair["text"])
         found[version] = VersionInfo(
-            version=version, image_model=pair["image"]["name"], text_model=pair["text"]["name"],
+            version=version,
+            image_model=pair["image"]["name"],
+            text_model=pair["text"]["name"],
             embed_dim=int(image[Param.EMBED_DIM]),
-            preprocess=Preprocess(size=int(image[Param.IMAGE_SIZE]),
-                                  resize_mode=image.get(Param.RESIZE_MODE, "shortest"),
-                                  interpolation=image.get(Param.INTERPOLATION, "bicubic"),
-                                  fill_color=int(image.get(Param.FILL_COLOR, "0"))),
+            preprocess=Preprocess(
+                size=int(image[Param.IMAGE_SIZE]),
+                resize_mode=image.get(Param.RESIZE_MODE, "shortest"),
+                interpolation=image.get(Param.INTERPOLATION, "bicubic"),
+                fill_color=int(image.get(Param.FILL_COLOR, "0")),
+            ),
             context_length=int(text[Param.CONTEXT_LENGTH]),
             text_buckets=text_buckets(text),
             image_max_batch=int(pair["image"].get("max_batch_size", 1)) or 1,
             text_max_batch=int(pair["text"].get("max_batch_size", 1)) or 1,
-            open_clip_model=image.get(Param.OPEN_CLIP_MODEL, version), pretrained=image.get(Param.PRETRAINED, "?"),
-            weights_random=image.get(Param.WEIGHTS_RANDOM) == "true", precision=image.get(Param.PRECISION, "fp32"),
-            tokenizer_sha256=text.get(Param.TOKENIZER_SHA256, ""), activation=image.get(Param.ACTIVATION, "?"),
-            family=image.get(Param.FAMILY, "clip"), tokenizer=text.get(Param.TOKENIZER, "clip-bpe"),
+            open_clip_model=image.get(Param.OPEN_CLIP_MODEL, version),
+            pretrained=image.get(Param.PRETRAINED, "?"),
+            weights_random=image.get(Param.WEIGHTS_RANDOM) == "true",
+            precision=image.get(Param.PRECISION, "fp32"),
+            tokenizer_sha256=text.get(Param.TOKENIZER_SHA256, ""),
+            activation=image.get(Param.ACTIVATION, "?"),
+            family=image.get(Param.FAMILY, "clip"),
+            tokenizer=text.get(Param.TOKENIZER, "clip-bpe"),
             text_clean=text.get(Param.TEXT_CLEAN, "lower"),
             tokenizer_model=f"clip-{version}-tokenizer" if text.get(Param.TOKENIZER) == "hf" else "",
             encoded_model=encoded["name"] if encoded else "",
@@ -211,7 +244,9 @@ class TritonClient:
         except InferenceServerException:
             return False
 
-    def _request(self, model: str, input_name: str, output_name: str, batch: np.ndarray) -> service_pb2.ModelInferRequest:
+    def _request(
+        self, model: str, input_name: str, output_name: str, batch: np.ndarray
+    ) -> service_pb2.ModelInferRequest:
         """The ModelInferRequest `client.infer` would send, built from a per-model template.
 
         No InferInput/InferResult objects and one copy of the tensor: tritonclient's per-call wrappers
@@ -223,8 +258,10 @@ class TritonClient:
         template = self._templates.get(key)
         if template is None:
             template = service_pb2.ModelInferRequest(
-                model_name=model, inputs=[service_pb2.ModelInferRequest.InferInputTensor(name=input_name, datatype=datatype)],
-                outputs=[service_pb2.ModelInferRequest.InferRequestedOutputTensor(name=output_name)])
+                model_name=model,
+                inputs=[service_pb2.ModelInferRequest.InferInputTensor(name=input_name, datatype=datatype)],
+                outputs=[service_pb2.ModelInferRequest.InferRequestedOutputTensor(name=output_name)],
+            )
             # `timeout` (µs) overrides the queue policy's default_timeout_microseconds (the exporter sets
             # allow_timeout_override): Triton drops a request still queued when the gateway stops waiting.
             template.parameters["timeout"].int64_param = int(self.timeout_s * 1_000_000)
@@ -244,7 +281,9 @@ class TritonClient:
         out = response.outputs[0]
         return np.frombuffer(response.raw_output_contents[0], dtype=triton_to_np_dtype(out.datatype)).reshape(out.shape)
 
-    async def infer(self, model: str, input_name: str, output_name: str, batch: np.ndarray, max_batch: int) -> np.ndarray:
+    async def infer(
+        self, model: str, input_name: str, output_name: str, batch: np.ndarray, max_batch: int
+    ) -> np.ndarray:
         """Run a batch, split into Triton-sized requests (sent concurrently, results in order)."""
         if len(batch) <= max_batch:
             return await self._infer_one(model, input_name, output_name, batch)
@@ -256,6 +295,9 @@ class TritonClient:
         """The file a tokenizer model serves (one call per new tokenizer, not per request)."""
         request = InferInput(FILE_INPUT, [1, 1], "UINT8")
         request.set_data_from_numpy(np.zeros((1, 1), dtype=np.uint8))
-        result = await self._call(self._client.infer(model, [request], outputs=[InferRequestedOutput(FILE_OUTPUT)],
-                                                     client_timeout=self.timeout_s))
+        result = await self._call(
+            self._client.infer(
+                model, [request], outputs=[InferRequestedOutput(FILE_OUTPUT)], client_timeout=self.timeout_s
+            )
+        )
         return result.as_numpy(FILE_OUTPUT)[0].tobytes()

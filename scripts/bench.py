@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark (in-process ceiling, Triton gRPC, gateway, naive): `clip-bench --help`.
 
-    clip-bench [--version ViT-B-32] [--repository DIR] [--seconds 12] [--docs docs]
+clip-bench [--version ViT-B-32] [--repository DIR] [--seconds 12] [--docs docs]
 """
 
 import sys

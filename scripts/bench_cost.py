@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Whole-service CPU per request with wrk (serving cost): clipbench.cost_cli (`--help`).
 
-    .venv/bin/python scripts/bench_cost.py --code before=/path/to/main-worktree --code after=. --rounds 3
+.venv/bin/python scripts/bench_cost.py --code before=/path/to/main-worktree --code after=. --rounds 3
 """
 
 import sys

@@ -26,8 +26,14 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     try:
         server.wait_ready(args.timeout)
-        logging.info("tritonserver ready: http %s:%d grpc %s:%d (pid %d)", args.host, args.http_port, args.host,
-                     args.grpc_port, server.pid)
+        logging.info(
+            "tritonserver ready: http %s:%d grpc %s:%d (pid %d)",
+            args.host,
+            args.http_port,
+            args.host,
+            args.grpc_port,
+            server.pid,
+        )
         return server.proc.wait()
     except KeyboardInterrupt:
         return 0

@@ -6,4 +6,6 @@ ensure_venv requirements/dev.txt
 cd "$ROOT"
 echo "==> ruff check (lint rules: pyproject.toml [tool.ruff.lint])"
 "$VENV/bin/ruff" check .
+echo "==> ruff format --check (style: pyproject.toml [tool.ruff])"
+"$VENV/bin/ruff" format --check .
 exec "$VENV/bin/python" -m pytest "$@"

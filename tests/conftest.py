@@ -82,8 +82,15 @@ def triton(tiny_repository, tmp_path_factory) -> Iterator[TritonEndpoints]:
 
 def gateway_env(triton: TritonEndpoints, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"GATEWAY_TRITON_URL": triton.grpc, "CLIP_VERSION_ID": TINY, "GATEWAY_MODEL_REFRESH_S": "1",
-                "GATEWAY_LOG_JSON": "true", "GATEWAY_LOG_LEVEL": "INFO"})
+    env.update(
+        {
+            "GATEWAY_TRITON_URL": triton.grpc,
+            "CLIP_VERSION_ID": TINY,
+            "GATEWAY_MODEL_REFRESH_S": "1",
+            "GATEWAY_LOG_JSON": "true",
+            "GATEWAY_LOG_LEVEL": "INFO",
+        }
+    )
     env.update(extra)
     return env
 
@@ -91,8 +98,9 @@ def gateway_env(triton: TritonEndpoints, **extra: str) -> dict[str, str]:
 GatewayServer = Gateway  # base_url, proc, log_file
 
 
-def start_gateway(triton: TritonEndpoints, log_file: Path, workers: int | None = None, access_log: bool = False,
-                  **extra_env: str) -> Gateway:
+def start_gateway(
+    triton: TritonEndpoints, log_file: Path, workers: int | None = None, access_log: bool = False, **extra_env: str
+) -> Gateway:
     """The gateway as every launcher starts it (triton_clip/launch.py), in front of `triton`, ready."""
     return launch_gateway(gateway_env(triton, **extra_env), workers=workers, log_file=log_file, access_log=access_log)
 

@@ -23,10 +23,10 @@ BODIES = (
 
 @dataclass
 class Sample:
-    at: float          # monotonic send time
+    at: float  # monotonic send time
     elapsed: float
     route: str
-    status: int        # 0 = transport error (refused, reset, timeout)
+    status: int  # 0 = transport error (refused, reset, timeout)
     error: str = ""
 
 

@@ -21,47 +21,93 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Export open_clip CLIP versions as TorchScript towers into a Triton model repository.",
         epilog=f"Roboflow version ids: {', '.join(ROBOFLOW_VERSIONS)}; any open_clip model name also works.",
     )
-    parser.add_argument("--versions", default=os.environ.get("CLIP_VERSIONS", DEFAULT_VERSION),
-                        help="comma-separated version ids (env CLIP_VERSIONS, default %(default)s)")
+    parser.add_argument(
+        "--versions",
+        default=os.environ.get("CLIP_VERSIONS", DEFAULT_VERSION),
+        help="comma-separated version ids (env CLIP_VERSIONS, default %(default)s)",
+    )
     weights = parser.add_mutually_exclusive_group()
-    weights.add_argument("--pretrained", default=os.environ.get("CLIP_PRETRAINED", DEFAULT_PRETRAINED),
-                         help="open_clip pretrained tag, 'none' for random weights, or a checkpoint path "
-                              "(env CLIP_PRETRAINED, default %(default)s)")
+    weights.add_argument(
+        "--pretrained",
+        default=os.environ.get("CLIP_PRETRAINED", DEFAULT_PRETRAINED),
+        help="open_clip pretrained tag, 'none' for random weights, or a checkpoint path "
+        "(env CLIP_PRETRAINED, default %(default)s)",
+    )
     weights.add_argument("--checkpoint", type=Path, help="local checkpoint file (same as --pretrained PATH)")
-    parser.add_argument("--target", choices=["cpu", "gpu"], default=os.environ.get("CLIP_TARGET", "cpu"),
-                        help="cpu: Python backend (embedded Triton); gpu: pytorch_libtorch on KIND_GPU")
-    parser.add_argument("--repository", type=Path, default=Path(os.environ.get("MODEL_REPOSITORY", DEFAULT_REPOSITORY)),
-                        help="model repository folder (env MODEL_REPOSITORY, default %(default)s)")
+    parser.add_argument(
+        "--target",
+        choices=["cpu", "gpu"],
+        default=os.environ.get("CLIP_TARGET", "cpu"),
+        help="cpu: Python backend (embedded Triton); gpu: pytorch_libtorch on KIND_GPU",
+    )
+    parser.add_argument(
+        "--repository",
+        type=Path,
+        default=Path(os.environ.get("MODEL_REPOSITORY", DEFAULT_REPOSITORY)),
+        help="model repository folder (env MODEL_REPOSITORY, default %(default)s)",
+    )
     parser.add_argument("--fp16", action="store_true", help="half-precision weights (gpu target)")
-    parser.add_argument("--cpu-threads", type=int, default=default_cores(),
-                        help="cores the CPU thread plan is sized for (default: the cores this process may use)")
-    parser.add_argument("--cpu-plan", choices=PLANS, default=selected_plan(),
-                        help=f"CPU thread plan across all served towers, see triton_clip/threads.py "
-                             f"(env {PLAN_ENV}, default %(default)s)")
-    parser.add_argument("--model-config", type=Path, action="append", default=[],
-                        help="extra open_clip model config JSON (its file stem becomes a model name)")
+    parser.add_argument(
+        "--cpu-threads",
+        type=int,
+        default=default_cores(),
+        help="cores the CPU thread plan is sized for (default: the cores this process may use)",
+    )
+    parser.add_argument(
+        "--cpu-plan",
+        choices=PLANS,
+        default=selected_plan(),
+        help=f"CPU thread plan across all served towers, see triton_clip/threads.py "
+        f"(env {PLAN_ENV}, default %(default)s)",
+    )
+    parser.add_argument(
+        "--model-config",
+        type=Path,
+        action="append",
+        default=[],
+        help="extra open_clip model config JSON (its file stem becomes a model name)",
+    )
     parser.add_argument("--force", action="store_true", help="re-export versions that are up to date")
-    parser.add_argument("--quick-gelu", choices=["auto", "on", "off"],
-                        default=os.environ.get("CLIP_QUICK_GELU", "auto"),
-                        help="activation for a checkpoint file or random weights (a pretrained tag always uses the "
-                             "one it was trained with); auto: on for the Roboflow ids (OpenAI architectures), the "
-                             "model config's own setting for other names (env CLIP_QUICK_GELU, default %(default)s)")
-    parser.add_argument("--gpu-memory-gb", type=float, default=float(os.environ.get("CLIP_GPU_MEMORY_GB", "16")),
-                        help="gpu target: memory of the GPU Triton runs on, shared by all versions; sizes each "
-                             "model's max batch and instances (env CLIP_GPU_MEMORY_GB, default %(default)s)")
-    parser.add_argument("--triton-image", default=os.environ.get("TRITON_IMAGE", DEFAULT_TRITON_IMAGE),
-                        help="gpu target: the Triton image that will load the towers; its libtorch must not be "
-                             "older than this torch (env TRITON_IMAGE, default %(default)s)")
-    parser.add_argument("--allow-newer-torch", action="store_true",
-                        help="gpu target: export even if this torch is newer than the Triton image's libtorch")
-    parser.add_argument("--encoded-images", action=argparse.BooleanOptionalAction,
-                        default={"1": True, "0": False}.get(os.environ.get("CLIP_ENCODED_IMAGES", "")),
-                        help="also export each version's bytes -> preprocessing -> image tower ensemble "
-                             "(GATEWAY_IMAGE_TRANSPORT=encoded; docs/encoded-transport.md). Default: on for cpu, "
-                             "off for gpu, whose Triton image then needs torch (docker/triton-gpu-decode.Dockerfile) "
-                             "(env CLIP_ENCODED_IMAGES=1|0)")
-    parser.add_argument("--keep-unlisted", action="store_true",
-                        help="keep exported versions that are not in --versions (default: remove them)")
+    parser.add_argument(
+        "--quick-gelu",
+        choices=["auto", "on", "off"],
+        default=os.environ.get("CLIP_QUICK_GELU", "auto"),
+        help="activation for a checkpoint file or random weights (a pretrained tag always uses the "
+        "one it was trained with); auto: on for the Roboflow ids (OpenAI architectures), the "
+        "model config's own setting for other names (env CLIP_QUICK_GELU, default %(default)s)",
+    )
+    parser.add_argument(
+        "--gpu-memory-gb",
+        type=float,
+        default=float(os.environ.get("CLIP_GPU_MEMORY_GB", "16")),
+        help="gpu target: memory of the GPU Triton runs on, shared by all versions; sizes each "
+        "model's max batch and instances (env CLIP_GPU_MEMORY_GB, default %(default)s)",
+    )
+    parser.add_argument(
+        "--triton-image",
+        default=os.environ.get("TRITON_IMAGE", DEFAULT_TRITON_IMAGE),
+        help="gpu target: the Triton image that will load the towers; its libtorch must not be "
+        "older than this torch (env TRITON_IMAGE, default %(default)s)",
+    )
+    parser.add_argument(
+        "--allow-newer-torch",
+        action="store_true",
+        help="gpu target: export even if this torch is newer than the Triton image's libtorch",
+    )
+    parser.add_argument(
+        "--encoded-images",
+        action=argparse.BooleanOptionalAction,
+        default={"1": True, "0": False}.get(os.environ.get("CLIP_ENCODED_IMAGES", "")),
+        help="also export each version's bytes -> preprocessing -> image tower ensemble "
+        "(GATEWAY_IMAGE_TRANSPORT=encoded; docs/encoded-transport.md). Default: on for cpu, "
+        "off for gpu, whose Triton image then needs torch (docker/triton-gpu-decode.Dockerfile) "
+        "(env CLIP_ENCODED_IMAGES=1|0)",
+    )
+    parser.add_argument(
+        "--keep-unlisted",
+        action="store_true",
+        help="keep exported versions that are not in --versions (default: remove them)",
+    )
     return parser.parse_args(argv)
 
 
@@ -114,9 +160,18 @@ def _prune(repository: Path, versions: list[str], say) -> None:  # noqa: ANN001 
 def _request(args: argparse.Namespace, version: str, pretrained: str, n_versions: int):  # noqa: ANN202
     from triton_clip.export import ExportRequest
 
-    return ExportRequest(version, pretrained, args.target, args.fp16, args.cpu_threads, args.cpu_plan,
-                         quick_gelu=args.quick_gelu, gpu_memory_gb=args.gpu_memory_gb, versions_sharing=n_versions,
-                         encoded_images=args.encoded_images)
+    return ExportRequest(
+        version,
+        pretrained,
+        args.target,
+        args.fp16,
+        args.cpu_threads,
+        args.cpu_plan,
+        quick_gelu=args.quick_gelu,
+        gpu_memory_gb=args.gpu_memory_gb,
+        versions_sharing=n_versions,
+        encoded_images=args.encoded_images,
+    )
 
 
 def _refresh(request, repository: Path) -> str:  # noqa: ANN001 - an export.ExportRequest
@@ -161,8 +216,9 @@ def _export_one(request, args: argparse.Namespace, bar) -> bool:  # noqa: ANN001
         bar.console.print(f"[red]✗ {version}: {exc}[/]", soft_wrap=True)
         return False
     if not reasons and not args.force:
-        bar.console.print(f"[green]✓[/] {version}: up to date in {repository}{_refresh(request, repository)} "
-                          "(use --force to redo)")
+        bar.console.print(
+            f"[green]✓[/] {version}: up to date in {repository}{_refresh(request, repository)} (use --force to redo)"
+        )
         return True
     why = "--force" if not reasons else "; ".join(reasons)
     bar.console.print(f"[cyan]→[/] {version}: exporting ({why})", soft_wrap=True)

@@ -17,9 +17,9 @@ DEFAULT_TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"
 
 @dataclass(frozen=True)
 class TritonRelease:
-    torch: str        # the NGC PyTorch build inside the image's pytorch_libtorch backend
+    torch: str  # the NGC PyTorch build inside the image's pytorch_libtorch backend
     cuda: str
-    driver: str       # minimum NVIDIA driver; datacenter GPUs also run on the compatibility branches below
+    driver: str  # minimum NVIDIA driver; datacenter GPUs also run on the compatibility branches below
     datacenter: str
 
 
@@ -50,8 +50,9 @@ def _major_minor(version: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def check_torch(target: str, torch_version: str, triton_image: str = DEFAULT_TRITON_IMAGE,
-                allow_newer: bool = False) -> None:
+def check_torch(
+    target: str, torch_version: str, triton_image: str = DEFAULT_TRITON_IMAGE, allow_newer: bool = False
+) -> None:
     """Refuse a gpu export that the configured Triton image's libtorch may not load."""
     if target != "gpu" or allow_newer:
         return

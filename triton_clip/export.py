@@ -47,15 +47,15 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class ExportRequest:
     version: str
-    pretrained: str = "openai"          # open_clip tag, a checkpoint path, or "none"
+    pretrained: str = "openai"  # open_clip tag, a checkpoint path, or "none"
     target: Target = "cpu"
     fp16: bool = False
     cpu_threads: int = default_cores()  # the cores the CPU thread plan is sized for
-    cpu_plan: str = DEFAULT_PLAN         # triton_clip/threads.py: one plan across every served tower
-    seed: int = 0                        # random init is reproducible, so tests can rebuild the reference
-    quick_gelu: str = "auto"             # auto | on | off (a pretrained tag always decides; provenance.py)
+    cpu_plan: str = DEFAULT_PLAN  # triton_clip/threads.py: one plan across every served tower
+    seed: int = 0  # random init is reproducible, so tests can rebuild the reference
+    quick_gelu: str = "auto"  # auto | on | off (a pretrained tag always decides; provenance.py)
     gpu_memory_gb: float = sizing.DEFAULT_GPU_MEMORY_GB
-    versions_sharing: int = 1            # versions exported for the same GPU share its memory budget
+    versions_sharing: int = 1  # versions exported for the same GPU share its memory budget
     # The encoded transport's preprocessing model + ensemble (triton_clip/preprocess_model.py). None: on for cpu;
     # off for gpu, whose stock Triton image has no torch for the Python backend (docker/triton-gpu-decode.Dockerfile).
     encoded_images: bool | None = None
@@ -142,8 +142,10 @@ def _check(name: str, got: torch.Tensor, want: torch.Tensor, fp16: bool) -> None
     diff = (got - want).abs().max().item()
     cos = torch.nn.functional.cosine_similarity(got.float(), want.float(), dim=-1).min().item()
     if diff > FP32_TOLERANCE or cos < FP32_MIN_COSINE:
-        raise ExportError(f"{name}: TorchScript differs from eager open_clip by {diff:.2e} (limit {FP32_TOLERANCE}), "
-                          f"min cosine {cos:.7f} (limit {FP32_MIN_COSINE}).")
+        raise ExportError(
+            f"{name}: TorchScript differs from eager open_clip by {diff:.2e} (limit {FP32_TOLERANCE}), "
+            f"min cosine {cos:.7f} (limit {FP32_MIN_COSINE})."
+        )
 
 
 def _verify(model, image_ts, text_ts, size: int, mean, std, ids, lengths, fp16: bool) -> None:  # noqa: ANN001
@@ -174,8 +176,15 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
     if isinstance(pre["size"], (tuple, list)) and pre["size"][0] != pre["size"][1]:
         raise ExportError(f"non-square input size {pre['size']} is not supported.")
     context = int(model.context_length)
-    embed_dim = int(model.text_projection.shape[1] if isinstance(model.text_projection, torch.Tensor)
-                    else model.text_projection.out_features) if hasattr(model, "text_projection") else 0
+    embed_dim = (
+        int(
+            model.text_projection.shape[1]
+            if isinstance(model.text_projection, torch.Tensor)
+            else model.text_projection.out_features
+        )
+        if hasattr(model, "text_projection")
+        else 0
+    )
 
     progress(f"{request.version}: scripting image and text towers")
     source = copy.deepcopy(model) if request.fp16 else model  # .half() must not touch the fp32 reference
@@ -192,8 +201,17 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
         embed_dim = int(image_ts(torch.zeros(1, 3, size, size, dtype=torch.uint8)).shape[1])
 
     progress(f"{request.version}: verifying against eager open_clip")
-    _verify(model, image_ts, text_ts, size, pre["mean"], pre["std"], tokenizer(VERIFY_TEXTS),
-            (buckets[0], context), request.fp16)
+    _verify(
+        model,
+        image_ts,
+        text_ts,
+        size,
+        pre["mean"],
+        pre["std"],
+        tokenizer(VERIFY_TEXTS),
+        (buckets[0], context),
+        request.fp16,
+    )
 
     record = provenance.describe(request)
     image_params, text_params = _parameters(request, pre, size, context, embed_dim, record)
@@ -201,19 +219,36 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
     text_params.update(tok.params)
     text_params[Param.TEXT_BUCKETS] = format_buckets(buckets)
     text_params[Param.TEXT_BUCKETS_EXACT] = str(variable_length).lower()
-    plan = {t: model_threads(t, request.cpu_threads, request.cpu_plan) if request.target == "cpu" else None
-            for t in ("image", "text")}  # one plan across every served tower (triton_clip/threads.py)
-    image_spec = TowerSpec(image_name, "image", request.target, [3, size, size], embed_dim, image_params,
-                           threads=plan["image"])
-    text_spec = TowerSpec(text_name, "text", request.target, [-1 if variable_length else context], embed_dim,
-                          text_params, warmup_dims=[[b] for b in buckets], threads=plan["text"])
+    plan = {
+        t: model_threads(t, request.cpu_threads, request.cpu_plan) if request.target == "cpu" else None
+        for t in ("image", "text")
+    }  # one plan across every served tower (triton_clip/threads.py)
+    image_spec = TowerSpec(
+        image_name, "image", request.target, [3, size, size], embed_dim, image_params, threads=plan["image"]
+    )
+    text_spec = TowerSpec(
+        text_name,
+        "text",
+        request.target,
+        [-1 if variable_length else context],
+        embed_dim,
+        text_params,
+        warmup_dims=[[b] for b in buckets],
+        threads=plan["text"],
+    )
     if request.target == "gpu":
-        plan = sizing.size_gpu(sizing.shape_of(model, open_clip_name(request.version)), request.fp16,
-                               request.gpu_memory_gb, request.versions_sharing)
+        plan = sizing.size_gpu(
+            sizing.shape_of(model, open_clip_name(request.version)),
+            request.fp16,
+            request.gpu_memory_gb,
+            request.versions_sharing,
+        )
         image_spec.sized, image_spec.warmup_batches = plan.image, plan.image_warmup
         text_spec.sized, text_spec.warmup_batches = plan.text, plan.text_warmup
-        progress(f"{request.version}: sized for {request.gpu_memory_gb:g} GB: image batch {plan.image.max_batch_size}, "
-                 f"text batch {plan.text.max_batch_size}, {plan.image.instances} instance(s)")
+        progress(
+            f"{request.version}: sized for {request.gpu_memory_gb:g} GB: image batch {plan.image.max_batch_size}, "
+            f"text batch {plan.text.max_batch_size}, {plan.image.instances} instance(s)"
+        )
     progress(f"{request.version}: writing {image_name} and {text_name}")
     manifest = {"clip_version": request.version, "provenance": record, "image": image_params, "text": text_params}
     _write(repository, [(image_spec, image_ts), (text_spec, text_ts)], manifest, request, tok)
@@ -222,8 +257,9 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
     return repository / image_name
 
 
-def _parameters(request: ExportRequest, pre: dict, size: int, context: int, embed_dim: int,
-                record: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def _parameters(
+    request: ExportRequest, pre: dict, size: int, context: int, embed_dim: int, record: dict[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
     """Model-config parameters of both towers: what the gateway needs (gateway/contract.py) + provenance."""
     random_weights = request.pretrained == RANDOM_WEIGHTS
     meta = {
@@ -241,16 +277,23 @@ def _parameters(request: ExportRequest, pre: dict, size: int, context: int, embe
         "open_clip_version": record["open_clip_version"],
         "exporter_version": record["exporter_version"],
     }
-    image = {**meta, Param.TOWER: "image", Param.IMAGE_SIZE: str(size),
-             Param.MEAN: ",".join(map(str, pre["mean"])), Param.STD: ",".join(map(str, pre["std"])),
-             Param.INTERPOLATION: str(pre["interpolation"]), Param.RESIZE_MODE: str(pre["resize_mode"]),
-             Param.FILL_COLOR: str(pre.get("fill_color", 0))}
+    image = {
+        **meta,
+        Param.TOWER: "image",
+        Param.IMAGE_SIZE: str(size),
+        Param.MEAN: ",".join(map(str, pre["mean"])),
+        Param.STD: ",".join(map(str, pre["std"])),
+        Param.INTERPOLATION: str(pre["interpolation"]),
+        Param.RESIZE_MODE: str(pre["resize_mode"]),
+        Param.FILL_COLOR: str(pre.get("fill_color", 0)),
+    }
     text = {**meta, Param.TOWER: "text", Param.CONTEXT_LENGTH: str(context)}  # + the tokenizer's own (families.py)
     return image, text  # a CPU tower's thread parameters come from its plan (TowerSpec.threads)
 
 
-def _write(repository: Path, specs: list[tuple[TowerSpec, torch.jit.ScriptModule]], manifest: dict,
-           request: ExportRequest, tok) -> None:  # noqa: ANN001 - families.TokenizerExport
+def _write(
+    repository: Path, specs: list[tuple[TowerSpec, torch.jit.ScriptModule]], manifest: dict, request: ExportRequest, tok
+) -> None:  # noqa: ANN001 - families.TokenizerExport
     """Stage the model folders next to the repository, then move them in: never one tower without the other."""
     repository.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=repository.parent))
@@ -268,10 +311,17 @@ def _write(repository: Path, specs: list[tuple[TowerSpec, torch.jit.ScriptModule
         image_spec = specs[0][0]  # + the encoded transport's preprocessing model and ensemble (preprocess_model.py)
         if request.with_encoded:
             folders += write_encoded_models(
-                staging, request.version, request.target, image_spec.name, image_spec.parameters,
-                image_spec.embed_dim, image_spec.batching,
-                model_threads(TOWER_PREPROCESS, request.cpu_threads, request.cpu_plan) if request.target == "cpu"
-                else None)
+                staging,
+                request.version,
+                request.target,
+                image_spec.name,
+                image_spec.parameters,
+                image_spec.embed_dim,
+                image_spec.batching,
+                model_threads(TOWER_PREPROCESS, request.cpu_threads, request.cpu_plan)
+                if request.target == "cpu"
+                else None,
+            )
         if not request.with_encoded:  # one exported before, now not asked: Triton must not keep serving it
             for name in encoded_model_names(request.version):
                 shutil.rmtree(repository / name, ignore_errors=True)
@@ -281,8 +331,11 @@ def _write(repository: Path, specs: list[tuple[TowerSpec, torch.jit.ScriptModule
                 shutil.rmtree(final)
             os.replace(staging / name, final)
     except BaseException:
-        for name in (*model_names(request.version), tokenizer_model_name(request.version),
-                     *encoded_model_names(request.version)):  # all or nothing
+        for name in (
+            *model_names(request.version),
+            tokenizer_model_name(request.version),
+            *encoded_model_names(request.version),
+        ):  # all or nothing
             shutil.rmtree(repository / name, ignore_errors=True)
         raise
     finally:

@@ -23,8 +23,13 @@ CLEAN_MODES = {"_clean_lower": "lower", "_clean_whitespace": "whitespace", "_cle
 HF_TOKENIZER_FILE = "tokenizer.json"
 # Ordered: the first pattern that matches the open_clip name names the family (shown in /info).
 _FAMILIES = (
-    ("siglip2", r"siglip2"), ("siglip", r"siglip"), ("pe-core", r"^pe-core"), ("mobileclip2", r"^mobileclip2"),
-    ("mobileclip", r"^mobileclip"), ("eva", r"^eva"), ("coca", r"coca"),
+    ("siglip2", r"siglip2"),
+    ("siglip", r"siglip"),
+    ("pe-core", r"^pe-core"),
+    ("mobileclip2", r"^mobileclip2"),
+    ("mobileclip", r"^mobileclip"),
+    ("eva", r"^eva"),
+    ("coca", r"coca"),
 )
 
 
@@ -74,10 +79,16 @@ def _clip_bpe(tokenizer: object, vocab: Path) -> TokenizerExport:
     if len(getattr(tokenizer, "all_special_ids", ())) != 2:
         raise ExportError("CLIP BPE with additional special tokens is not served (the gateway knows sot/eot only).")
     data = vocab.read_bytes()
-    return TokenizerExport({
-        "tokenizer": "clip-bpe", "tokenizer_sha256": _sha256(data), "text_clean": _clean_mode(tokenizer),
-        "sot_id": str(tokenizer.sot_token_id), "eot_id": str(tokenizer.eot_token_id),
-    }, {vocab.name: data})
+    return TokenizerExport(
+        {
+            "tokenizer": "clip-bpe",
+            "tokenizer_sha256": _sha256(data),
+            "text_clean": _clean_mode(tokenizer),
+            "sot_id": str(tokenizer.sot_token_id),
+            "eot_id": str(tokenizer.eot_token_id),
+        },
+        {vocab.name: data},
+    )
 
 
 def _hf(tokenizer: object, context: int) -> TokenizerExport:
@@ -92,13 +103,20 @@ def _hf(tokenizer: object, context: int) -> TokenizerExport:
 
     replay = Tokenizer.from_str(backend.to_str())  # a copy: open_clip's tokenizer stays as it was
     replay.enable_truncation(max_length=context, direction=getattr(hf, "truncation_side", "right"))
-    replay.enable_padding(direction=hf.padding_side, pad_id=int(hf.pad_token_id), pad_token=str(hf.pad_token),
-                          length=context)
+    replay.enable_padding(
+        direction=hf.padding_side, pad_id=int(hf.pad_token_id), pad_token=str(hf.pad_token), length=context
+    )
     data = replay.to_str().encode("utf-8")
-    return TokenizerExport({
-        "tokenizer": "hf", "tokenizer_sha256": _sha256(data), "text_clean": _clean_mode(tokenizer),
-        "tokenizer_file": HF_TOKENIZER_FILE, "pad_id": str(hf.pad_token_id),
-    }, {HF_TOKENIZER_FILE: data})
+    return TokenizerExport(
+        {
+            "tokenizer": "hf",
+            "tokenizer_sha256": _sha256(data),
+            "text_clean": _clean_mode(tokenizer),
+            "tokenizer_file": HF_TOKENIZER_FILE,
+            "pad_id": str(hf.pad_token_id),
+        },
+        {HF_TOKENIZER_FILE: data},
+    )
 
 
 def tokenizer_export(tokenizer: object, context: int, clip_vocab: Path) -> TokenizerExport:

@@ -50,9 +50,16 @@ class Gateway:
         kill_group(self.proc)
 
 
-def start_gateway(env: dict[str, str], *, host: str = "127.0.0.1", port: int | None = None,
-                  workers: int | None = None, log_file: Path | None = None, access_log: bool = False,
-                  ready_timeout_s: float | None = 60.0) -> Gateway:
+def start_gateway(
+    env: dict[str, str],
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    workers: int | None = None,
+    log_file: Path | None = None,
+    access_log: bool = False,
+    ready_timeout_s: float | None = 60.0,
+) -> Gateway:
     """Start the gateway with `env` (GATEWAY_TRITON_URL, ...) and, unless told not to, wait for /readiness."""
     port = port or free_port()
     proc = start_group(gateway_command(host, port, workers, access_log), env=env, log_file=log_file, cwd=ROOT)

@@ -49,13 +49,15 @@ def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) 
     raise TimeoutError(f"{url} not ready after {timeout_s}s")
 
 
-def start_group(cmd: list[str], env: dict[str, str] | None = None, log_file: Path | None = None,
-                cwd: Path | None = None) -> subprocess.Popen:
+def start_group(
+    cmd: list[str], env: dict[str, str] | None = None, log_file: Path | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
     """Start `cmd` as the leader of a new session (its own process group), output to `log_file`."""
     out = open(log_file, "ab") if log_file else None  # noqa: SIM115 - owned by the process lifetime
     try:
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT if out else None,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True
+        )
         proc.own_group = True  # type: ignore[attr-defined] - remembered past the leader's exit
         return proc
     finally:

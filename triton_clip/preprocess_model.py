@@ -27,15 +27,30 @@ PREPROCESS_RUNNER = Path(__file__).with_name("preprocess_runner.py")
 GATEWAY_ROOT = Path(contract.__file__).resolve().parent
 SHIPPED = ("__init__.py", "contract.py", "errors.py", "images/__init__.py", "images/decode.py")
 MAX_IMAGE_PIXELS = "178956970"  # Pillow's own bomb limit; the gateway's (GATEWAY_MAX_IMAGE_PIXELS) is checked first
-_FROM_TOWER = (Param.CLIP_VERSION, Param.IMAGE_SIZE, Param.RESIZE_MODE, Param.INTERPOLATION, Param.FILL_COLOR,
-               Param.MEAN, Param.STD, Param.BUILD_ID, Param.WEIGHTS_RANDOM)
+_FROM_TOWER = (
+    Param.CLIP_VERSION,
+    Param.IMAGE_SIZE,
+    Param.RESIZE_MODE,
+    Param.INTERPOLATION,
+    Param.FILL_COLOR,
+    Param.MEAN,
+    Param.STD,
+    Param.BUILD_ID,
+    Param.WEIGHTS_RANDOM,
+)
 
 
-def preprocess_config(name: str, target: Target, image_params: dict[str, str], size: int, batching: Batching,
-                      threads: ModelThreads | None) -> str:
+def preprocess_config(
+    name: str, target: Target, image_params: dict[str, str], size: int, batching: Batching, threads: ModelThreads | None
+) -> str:
     params = {k: image_params[k] for k in _FROM_TOWER if k in image_params}
-    params.update({Param.TOWER: TOWER_PREPROCESS, Param.MAX_IMAGE_PIXELS: MAX_IMAGE_PIXELS,
-                   Param.DECODE_DEVICE: "cuda" if target == "gpu" else "cpu"})
+    params.update(
+        {
+            Param.TOWER: TOWER_PREPROCESS,
+            Param.MAX_IMAGE_PIXELS: MAX_IMAGE_PIXELS,
+            Param.DECODE_DEVICE: "cuda" if target == "gpu" else "cpu",
+        }
+    )
     if target == "cpu" and threads is not None:
         params.update(threads.parameters())
         instances = threads.instance_group("KIND_CPU")
@@ -59,8 +74,9 @@ def preprocess_config(name: str, target: Target, image_params: dict[str, str], s
     )
 
 
-def ensemble_config(name: str, preprocess: str, image_model: str, embed_dim: int, max_batch: int,
-                    image_params: dict[str, str]) -> str:
+def ensemble_config(
+    name: str, preprocess: str, image_model: str, embed_dim: int, max_batch: int, image_params: dict[str, str]
+) -> str:
     params = {k: image_params[k] for k in (Param.CLIP_VERSION, Param.BUILD_ID) if k in image_params}
     params[Param.TOWER] = TOWER_ENCODED
     return (
@@ -82,8 +98,10 @@ def ensemble_config(name: str, preprocess: str, image_model: str, embed_dim: int
 def ship_code(version_dir: Path) -> bool:
     """Put the runner and the gateway's decode code into a preprocessing model folder; True if anything changed."""
     changed = False
-    for source, dest in [(PREPROCESS_RUNNER, version_dir / "model.py"),
-                         *((GATEWAY_ROOT / rel, version_dir / "gateway" / rel) for rel in SHIPPED)]:
+    for source, dest in [
+        (PREPROCESS_RUNNER, version_dir / "model.py"),
+        *((GATEWAY_ROOT / rel, version_dir / "gateway" / rel) for rel in SHIPPED),
+    ]:
         if dest.is_file() and dest.read_bytes() == source.read_bytes():
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -92,8 +110,16 @@ def ship_code(version_dir: Path) -> bool:
     return changed
 
 
-def write_encoded_models(staging: Path, version: str, target: Target, image_model: str, image_params: dict[str, str],
-                         embed_dim: int, batching: Batching, threads: ModelThreads | None) -> list[str]:
+def write_encoded_models(
+    staging: Path,
+    version: str,
+    target: Target,
+    image_model: str,
+    image_params: dict[str, str],
+    embed_dim: int,
+    batching: Batching,
+    threads: ModelThreads | None,
+) -> list[str]:
     """Stage `clip-<v>-preprocess` and `clip-<v>-image-encoded` next to the towers; their folder names."""
     preprocess, ensemble = contract.encoded_model_names(version)
     size = int(image_params[Param.IMAGE_SIZE])
@@ -101,10 +127,12 @@ def write_encoded_models(staging: Path, version: str, target: Target, image_mode
     version_dir.mkdir(parents=True, exist_ok=True)
     ship_code(version_dir)
     (staging / preprocess / "config.pbtxt").write_text(
-        preprocess_config(preprocess, target, image_params, size, batching, threads))
+        preprocess_config(preprocess, target, image_params, size, batching, threads)
+    )
     (staging / ensemble / "1").mkdir(parents=True, exist_ok=True)  # an ensemble needs a version folder, empty
     (staging / ensemble / "config.pbtxt").write_text(
-        ensemble_config(ensemble, preprocess, image_model, embed_dim, batching.max_batch_size, image_params))
+        ensemble_config(ensemble, preprocess, image_model, embed_dim, batching.max_batch_size, image_params)
+    )
     return [preprocess, ensemble]
 
 
@@ -129,8 +157,16 @@ def refresh_encoded(version: str, repository: Path, manifest_name: str, threads:
     staging = repository / f".encoded-{version}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        names = write_encoded_models(staging, version, target, image_model, params, int(params[Param.EMBED_DIM]),
-                                     batching, threads if target == "cpu" else None)
+        names = write_encoded_models(
+            staging,
+            version,
+            target,
+            image_model,
+            params,
+            int(params[Param.EMBED_DIM]),
+            batching,
+            threads if target == "cpu" else None,
+        )
         for name in names:  # the preprocessing model first: the ensemble refers to it
             shutil.rmtree(repository / name, ignore_errors=True)
             (staging / name).rename(repository / name)

@@ -35,13 +35,13 @@ from gateway.images import decode  # noqa: E402
 DEFAULT_MAX_PIXELS = 178_956_970
 # EXIF orientation -> ops on a [C, H, W] tensor, the same transposes as Pillow's `ImageOps.exif_transpose`.
 _ORIENT = {
-    2: lambda x: x.flip(2),                       # FLIP_LEFT_RIGHT
-    3: lambda x: x.rot90(2, (1, 2)),              # ROTATE_180
-    4: lambda x: x.flip(1),                       # FLIP_TOP_BOTTOM
-    5: lambda x: x.transpose(1, 2),               # TRANSPOSE
-    6: lambda x: x.rot90(-1, (1, 2)),             # ROTATE_270 (clockwise)
+    2: lambda x: x.flip(2),  # FLIP_LEFT_RIGHT
+    3: lambda x: x.rot90(2, (1, 2)),  # ROTATE_180
+    4: lambda x: x.flip(1),  # FLIP_TOP_BOTTOM
+    5: lambda x: x.transpose(1, 2),  # TRANSPOSE
+    6: lambda x: x.rot90(-1, (1, 2)),  # ROTATE_270 (clockwise)
     7: lambda x: x.transpose(1, 2).flip((1, 2)),  # TRANSVERSE
-    8: lambda x: x.rot90(1, (1, 2)),              # ROTATE_90 (counter-clockwise)
+    8: lambda x: x.rot90(1, (1, 2)),  # ROTATE_90 (counter-clockwise)
 }
 
 
@@ -55,8 +55,11 @@ class Decoder:
 
     def __init__(self, params: dict) -> None:
         self.cfg = decode.Preprocess(
-            size=int(params[Param.IMAGE_SIZE]), resize_mode=params.get(Param.RESIZE_MODE, "shortest"),
-            interpolation=params.get(Param.INTERPOLATION, "bicubic"), fill_color=int(params.get(Param.FILL_COLOR, "0")))
+            size=int(params[Param.IMAGE_SIZE]),
+            resize_mode=params.get(Param.RESIZE_MODE, "shortest"),
+            interpolation=params.get(Param.INTERPOLATION, "bicubic"),
+            fill_color=int(params.get(Param.FILL_COLOR, "0")),
+        )
         self.max_pixels = int(params.get(Param.MAX_IMAGE_PIXELS, DEFAULT_MAX_PIXELS))
         self.device = torch.device(params.get(Param.DECODE_DEVICE, "cpu"))
 
@@ -121,7 +124,8 @@ class Decoder:
         img = chw
         if (new_w, new_h) != (width, height):
             resized = torch.nn.functional.interpolate(
-                chw[None].float(), size=(new_h, new_w), mode=cfg.interpolation, align_corners=False, antialias=True)
+                chw[None].float(), size=(new_h, new_w), mode=cfg.interpolation, align_corners=False, antialias=True
+            )
             img = resized[0].round_().clamp_(0, 255).to(torch.uint8)
         img = img[:, top : top + crop_h, left : left + crop_w]
         if (crop_h, crop_w) != (cfg.size, cfg.size):

@@ -160,8 +160,11 @@ def exported_versions(repository: Path) -> dict[str, list[Path]]:
         except OSError:
             continue
         version = match.group(1) if match else None
-        ours = ((*model_names(version), f"{MODEL_PREFIX}{version}-tokenizer", *encoded_model_names(version))
-                if version else ())
+        ours = (
+            (*model_names(version), f"{MODEL_PREFIX}{version}-tokenizer", *encoded_model_names(version))
+            if version
+            else ()
+        )
         if version and SAFE_VERSION_ID.match(version) and folder.name in ours:
             out.setdefault(version, []).append(folder)
     return out

@@ -49,7 +49,7 @@ class TowerSpec:
     embed_dim: int
     parameters: dict[str, str] = field(default_factory=dict)
     warmup_dims: list[list[int]] = field(default_factory=list)
-    sized: Batching | None = None                 # per-model sizing (triton_clip/sizing.py), else the table
+    sized: Batching | None = None  # per-model sizing (triton_clip/sizing.py), else the table
     warmup_batches: list[int] = field(default_factory=list)
     threads: ModelThreads | None = None  # the CPU thread plan (triton_clip/threads.py); instances come from it
 
@@ -78,7 +78,8 @@ def _warmup(spec: TowerSpec, input_name: str, dtype: str) -> str:
 def parameters_pbtxt(params: dict[str, str]) -> str:
     """Model-config `parameters` entries: the facts the gateway reads from Triton."""
     return "".join(
-        f'parameters {{ key: "{k}" value {{ string_value: {json.dumps(str(v))} }} }}\n' for k, v in sorted(params.items())
+        f'parameters {{ key: "{k}" value {{ string_value: {json.dumps(str(v))} }} }}\n'
+        for k, v in sorted(params.items())
     )
 
 
@@ -90,14 +91,21 @@ def config_pbtxt(spec: TowerSpec) -> str:
         head = 'platform: "pytorch_libtorch"\ndefault_model_filename: "model.pt"\n'
         kind = "KIND_GPU"
         # ENABLE_WEIGHT_SHARING: instances on one GPU share one copy of the weights (sizing counts it once).
-        params = {"INFERENCE_MODE": "true", "ENABLE_JIT_PROFILING": "false", "ENABLE_WEIGHT_SHARING": "true",
-                  **spec.parameters}
+        params = {
+            "INFERENCE_MODE": "true",
+            "ENABLE_JIT_PROFILING": "false",
+            "ENABLE_WEIGHT_SHARING": "true",
+            **spec.parameters,
+        }
     else:
         head = 'backend: "python"\n'
         kind = "KIND_CPU"
         params = {**spec.parameters, **(spec.threads.parameters() if spec.threads else {})}
-    instance_group = (spec.threads.instance_group(kind) if spec.target == "cpu" and spec.threads
-                      else f"instance_group [ {{ count: {b.instances} kind: {kind} }} ]")
+    instance_group = (
+        spec.threads.instance_group(kind)
+        if spec.target == "cpu" and spec.threads
+        else f"instance_group [ {{ count: {b.instances} kind: {kind} }} ]"
+    )
     param_text = parameters_pbtxt(params)
     return (
         f'name: "{spec.name}"\n{head}max_batch_size: {b.max_batch_size}\n'

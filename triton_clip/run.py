@@ -29,34 +29,56 @@ def env(name: str, default: str) -> str:
 
 
 def export(versions: str, repository: Path) -> bool:
-    cmd = [sys.executable, "-m", "triton_clip.cli", "--versions", versions, "--pretrained",
-           env("CLIP_PRETRAINED", "openai"), "--repository", str(repository), "--target", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "triton_clip.cli",
+        "--versions",
+        versions,
+        "--pretrained",
+        env("CLIP_PRETRAINED", "openai"),
+        "--repository",
+        str(repository),
+        "--target",
+        "cpu",
+    ]
     log.info("exporting missing versions (%s) into %s", versions, repository)
     if subprocess.run(cmd, check=False, cwd=ROOT).returncode == 0:
         return True
-    log.error("export failed (see above). Offline? Set CLIP_PRETRAINED=none for random weights, "
-              "or CLIP_PRETRAINED=/path/to/checkpoint.")
+    log.error(
+        "export failed (see above). Offline? Set CLIP_PRETRAINED=none for random weights, "
+        "or CLIP_PRETRAINED=/path/to/checkpoint."
+    )
     return False
 
 
 def triton_options(repository: Path) -> TritonOptions:
     defaults = TritonOptions(repository)  # the one place Triton's default ports are written
-    return TritonOptions(repository, env("TRITON_HOST", defaults.host),
-                         int(env("TRITON_HTTP_PORT", str(defaults.http_port))),
-                         int(env("TRITON_GRPC_PORT", str(defaults.grpc_port))),
-                         int(env("TRITON_METRICS_PORT", str(defaults.metrics_port))))
+    return TritonOptions(
+        repository,
+        env("TRITON_HOST", defaults.host),
+        int(env("TRITON_HTTP_PORT", str(defaults.http_port))),
+        int(env("TRITON_GRPC_PORT", str(defaults.grpc_port))),
+        int(env("TRITON_METRICS_PORT", str(defaults.metrics_port))),
+    )
 
 
 def policy() -> Policy:
-    return Policy(max_failures=int(env("RUN_MAX_FAILURES", "5")), backoff_max_s=float(env("RUN_BACKOFF_MAX_S", "30")),
-                  hang_timeout_s=float(env("RUN_HANG_TIMEOUT_S", "30")))
+    return Policy(
+        max_failures=int(env("RUN_MAX_FAILURES", "5")),
+        backoff_max_s=float(env("RUN_BACKOFF_MAX_S", "30")),
+        hang_timeout_s=float(env("RUN_HANG_TIMEOUT_S", "30")),
+    )
 
 
 def children(opts: TritonOptions, versions: str, log_dir: Path) -> list[Child]:
     log_dir.mkdir(parents=True, exist_ok=True)
     triton_log = log_dir / "tritonserver.log"
-    gateway_env = {**os.environ, "GATEWAY_TRITON_URL": opts.grpc_url,
-                   "CLIP_VERSION_ID": env("CLIP_VERSION_ID", versions.split(",")[0].strip())}
+    gateway_env = {
+        **os.environ,
+        "GATEWAY_TRITON_URL": opts.grpc_url,
+        "CLIP_VERSION_ID": env("CLIP_VERSION_ID", versions.split(",")[0].strip()),
+    }
     host, port = env("GATEWAY_HOST", "127.0.0.1"), int(env("GATEWAY_PORT", "9001"))
 
     def start_triton() -> TritonProcess:
@@ -68,8 +90,10 @@ def children(opts: TritonOptions, versions: str, log_dir: Path) -> list[Child]:
     def triton_tail(handle: TritonProcess) -> str:
         return handle.tail(10, errors_only=True)
 
-    return [Child("tritonserver", start_triton, opts.ready_url, triton_tail),
-            Child("gateway", start_gw, f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/healthz")]
+    return [
+        Child("tritonserver", start_triton, opts.ready_url, triton_tail),
+        Child("gateway", start_gw, f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/healthz"),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,8 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = Path(env("RUN_LOG_DIR", str(ROOT / ".run")))
     supervisor = Supervisor(children(opts, versions, log_dir), policy())
     supervisor.install_signal_handlers()
-    log.info("tritonserver log: %s; the gateway will listen on %s:%s (docs at /docs); Ctrl-C stops both",
-             log_dir / "tritonserver.log", env("GATEWAY_HOST", "127.0.0.1"), env("GATEWAY_PORT", "9001"))
+    log.info(
+        "tritonserver log: %s; the gateway will listen on %s:%s (docs at /docs); Ctrl-C stops both",
+        log_dir / "tritonserver.log",
+        env("GATEWAY_HOST", "127.0.0.1"),
+        env("GATEWAY_PORT", "9001"),
+    )
     return supervisor.run()
 
 

@@ -33,9 +33,15 @@ _MEMBERS = ("pytriton/tritonserver/", "nvidia_pytriton.libs/")
 
 def _paths(home: Path) -> dict[str, Path]:
     server = home / "pytriton" / "tritonserver"
-    return {"binary": server / "bin" / "tritonserver", "libs": home / "nvidia_pytriton.libs",
-            "backends": home / "backends", "caches": server / "caches", "wheel_backend": server / "backends" / "python",
-            "stubs": server / "python_backend_stubs", "marker": home / f".installed-{PYTRITON_VERSION}"}
+    return {
+        "binary": server / "bin" / "tritonserver",
+        "libs": home / "nvidia_pytriton.libs",
+        "backends": home / "backends",
+        "caches": server / "caches",
+        "wheel_backend": server / "backends" / "python",
+        "stubs": server / "python_backend_stubs",
+        "marker": home / f".installed-{PYTRITON_VERSION}",
+    }
 
 
 def install(home: Path = DEFAULT_HOME, wheel: Path | None = None) -> Path:
@@ -47,8 +53,22 @@ def install(home: Path = DEFAULT_HOME, wheel: Path | None = None) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         if wheel is None:
             log.info("downloading nvidia-pytriton==%s (55 MB, server binary only)", PYTRITON_VERSION)
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--progress-bar", "on",
-                            f"nvidia-pytriton=={PYTRITON_VERSION}", "-d", tmp], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--quiet",
+                    "--progress-bar",
+                    "on",
+                    f"nvidia-pytriton=={PYTRITON_VERSION}",
+                    "-d",
+                    tmp,
+                ],
+                check=True,
+            )
             wheel = next(Path(tmp).glob("nvidia_pytriton-*.whl"))
         with zipfile.ZipFile(wheel) as archive:
             for member in archive.infolist():
@@ -112,13 +132,25 @@ def environment(home: Path = DEFAULT_HOME, repository: Path | None = None) -> di
 def command(opts: TritonOptions, home: Path = DEFAULT_HOME) -> list[str]:
     p = _paths(home)
     return [
-        str(p["binary"]), f"--model-repository={opts.model_repository}", f"--backend-directory={p['backends']}",
-        f"--cache-directory={p['caches']}", f"--http-address={opts.host}", f"--grpc-address={opts.host}",
-        f"--metrics-address={opts.host}", f"--http-port={opts.http_port}", f"--grpc-port={opts.grpc_port}",
-        f"--metrics-port={opts.metrics_port}", "--allow-metrics=true", "--allow-gpu-metrics=false",
-        "--allow-cpu-metrics=true", "--exit-on-error=true", "--strict-readiness=true",
-        "--disable-auto-complete-config", f"--log-verbose={opts.log_verbose}",
-        *threads.server_args(threads.repository_plans(opts.model_repository)), *opts.extra_args,
+        str(p["binary"]),
+        f"--model-repository={opts.model_repository}",
+        f"--backend-directory={p['backends']}",
+        f"--cache-directory={p['caches']}",
+        f"--http-address={opts.host}",
+        f"--grpc-address={opts.host}",
+        f"--metrics-address={opts.host}",
+        f"--http-port={opts.http_port}",
+        f"--grpc-port={opts.grpc_port}",
+        f"--metrics-port={opts.metrics_port}",
+        "--allow-metrics=true",
+        "--allow-gpu-metrics=false",
+        "--allow-cpu-metrics=true",
+        "--exit-on-error=true",
+        "--strict-readiness=true",
+        "--disable-auto-complete-config",
+        f"--log-verbose={opts.log_verbose}",
+        *threads.server_args(threads.repository_plans(opts.model_repository)),
+        *opts.extra_args,
     ]
 
 

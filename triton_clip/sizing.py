@@ -27,9 +27,9 @@ from triton_clip.repository import BATCHING, Batching
 from triton_clip.towers import ExportError
 
 GIB = 1024**3
-DEFAULT_GPU_MEMORY_GB = 16.0        # the smallest common datacenter GPU (T4, V100-16GB)
+DEFAULT_GPU_MEMORY_GB = 16.0  # the smallest common datacenter GPU (T4, V100-16GB)
 USABLE_FRACTION = 0.9
-CUDA_RESERVED_GIB = 1.5             # CUDA context, libtorch kernels, Triton's pinned pools
+CUDA_RESERVED_GIB = 1.5  # CUDA context, libtorch kernels, Triton's pinned pools
 ACTIVATION_SAFETY = 2.0
 IMAGE_SHARE = 0.8
 IMAGE_CAP, TEXT_CAP = 256, 512
@@ -41,7 +41,7 @@ class ModelShape:
     """What the estimate needs from an open_clip model config and its parameter count."""
 
     image_size: int
-    vision: str                      # "vit" | "resnet"
+    vision: str  # "vit" | "resnet"
     vision_width: int
     patch_size: int
     context_length: int
@@ -55,9 +55,16 @@ class ModelShape:
         size = vision.get("image_size", 224)
         size = int(size[0] if isinstance(size, (list, tuple)) else size)
         resnet = isinstance(vision.get("layers"), (list, tuple))
-        return ModelShape(size, "resnet" if resnet else "vit", int(vision.get("width", 768)),
-                          int(vision.get("patch_size") or 16), int(text.get("context_length", 77)),
-                          int(text.get("width", 512)), params_image, params_text)
+        return ModelShape(
+            size,
+            "resnet" if resnet else "vit",
+            int(vision.get("width", 768)),
+            int(vision.get("patch_size") or 16),
+            int(text.get("context_length", 77)),
+            int(text.get("width", 512)),
+            params_image,
+            params_text,
+        )
 
 
 @dataclass(frozen=True)
@@ -102,8 +109,9 @@ def ladder(max_batch: int) -> list[int]:
     return [*out, max_batch]
 
 
-def size_gpu(shape: ModelShape, fp16: bool, gpu_memory_gb: float = DEFAULT_GPU_MEMORY_GB,
-             versions_sharing: int = 1) -> Sizing:
+def size_gpu(
+    shape: ModelShape, fp16: bool, gpu_memory_gb: float = DEFAULT_GPU_MEMORY_GB, versions_sharing: int = 1
+) -> Sizing:
     """Batching for both towers of one version on the gpu target, or an ExportError if it cannot fit."""
     bpp = 2 if fp16 else 4
     budget = (gpu_memory_gb * GIB * USABLE_FRACTION - CUDA_RESERVED_GIB * GIB) / max(1, versions_sharing)
@@ -122,10 +130,12 @@ def size_gpu(shape: ModelShape, fp16: bool, gpu_memory_gb: float = DEFAULT_GPU_M
             "--gpu-memory-gb, or fewer versions per GPU."
         )
     base_image, base_text = BATCHING[("gpu", "image")], BATCHING[("gpu", "text")]
-    image = Batching(image_batch, base_image.queue_delay_us, base_image.max_queue_size,
-                     base_image.queue_timeout_us, instances)
-    text = Batching(text_batch, base_text.queue_delay_us, base_text.max_queue_size, base_text.queue_timeout_us,
-                    instances)
+    image = Batching(
+        image_batch, base_image.queue_delay_us, base_image.max_queue_size, base_image.queue_timeout_us, instances
+    )
+    text = Batching(
+        text_batch, base_text.queue_delay_us, base_text.max_queue_size, base_text.queue_timeout_us, instances
+    )
     estimate = weights + instances * (image_item * image_batch + text_item * text_batch)
     return Sizing(image, text, ladder(image_batch), ladder(text_batch), int(budget), int(estimate))
 

@@ -32,9 +32,9 @@ class Handle(Protocol):
 class Policy:
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 30.0
-    max_failures: int = 5          # consecutive failures (no readiness in between) before giving up
+    max_failures: int = 5  # consecutive failures (no readiness in between) before giving up
     startup_timeout_s: float = 600.0
-    hang_timeout_s: float = 30.0   # a ready child not answering its health URL this long is restarted
+    hang_timeout_s: float = 30.0  # a ready child not answering its health URL this long is restarted
     health_timeout_s: float = 1.0
     tick_s: float = 0.5
     stop_timeout_s: float = 4.0  # Triton's own graceful unload takes ~7 s here: not waited for
@@ -50,8 +50,9 @@ class GaveUp(RuntimeError):
 class Child:
     """One supervised server: how to start it, where its health answers, and its restart state."""
 
-    def __init__(self, name: str, start: Callable[[], Handle], health_url: str,
-                 describe: Callable[[Handle], str] = lambda _h: "") -> None:
+    def __init__(
+        self, name: str, start: Callable[[], Handle], health_url: str, describe: Callable[[Handle], str] = lambda _h: ""
+    ) -> None:
         self.name, self.start_fn, self.health_url, self.describe = name, start, health_url, describe
         self.handle: Handle | None = None
         self.failures = 0
@@ -111,9 +112,15 @@ class Child:
         delay = policy.backoff(self.failures)
         self.next_start = now + delay
         self.restarts += 1
-        log.warning("%s %s; restarting in %.1fs (failure %d of %d allowed in a row)%s", self.name, cause, delay,
-                    self.failures, policy.max_failures, detail)
-
+        log.warning(
+            "%s %s; restarting in %.1fs (failure %d of %d allowed in a row)%s",
+            self.name,
+            cause,
+            delay,
+            self.failures,
+            policy.max_failures,
+            detail,
+        )
 
 
 class Supervisor:

@@ -48,19 +48,24 @@ class ModelThreads:
     num_threads: int
     instances: int
     interop_threads: int = 1
-    resource: int = 0       # claim on `cpu_cores` per execution; 0 = not rate limited
+    resource: int = 0  # claim on `cpu_cores` per execution; 0 = not rate limited
     priority: int = 1
 
     def parameters(self) -> dict[str, str]:
         """Model-config parameters the runner reads (`torch.set_num_threads` and friends)."""
-        return {"cpu_plan": self.plan, "num_threads": str(self.num_threads),
-                "interop_threads": str(self.interop_threads)}
+        return {
+            "cpu_plan": self.plan,
+            "num_threads": str(self.num_threads),
+            "interop_threads": str(self.interop_threads),
+        }
 
     def instance_group(self, kind: str = "KIND_CPU") -> str:
         limiter = ""
         if self.resource:
-            limiter = (f' rate_limiter {{ resources [ {{ name: "{RESOURCE}" global: true count: {self.resource} }} ]'
-                       f" priority: {self.priority} }}")
+            limiter = (
+                f' rate_limiter {{ resources [ {{ name: "{RESOURCE}" global: true count: {self.resource} }} ]'
+                f" priority: {self.priority} }}"
+            )
         return f"instance_group [ {{ count: {self.instances} kind: {kind}{limiter} }} ]"
 
 

@@ -37,8 +37,11 @@ class FileBlob(nn.Module):
 
 
 def _config(name: str, target: Target, params: dict[str, str]) -> str:
-    head = ('platform: "pytorch_libtorch"\ndefault_model_filename: "model.pt"\n' if target == "gpu"
-            else 'backend: "python"\n')
+    head = (
+        'platform: "pytorch_libtorch"\ndefault_model_filename: "model.pt"\n'
+        if target == "gpu"
+        else 'backend: "python"\n'
+    )
     param_text = parameters_pbtxt(params)
     return (
         f'name: "{name}"\n{head}max_batch_size: 1\n'
@@ -49,8 +52,9 @@ def _config(name: str, target: Target, params: dict[str, str]) -> str:
     )
 
 
-def write_tokenizer_model(folder: Path, version: str, target: Target, file_name: str, data: bytes,
-                          params: dict[str, str]) -> None:
+def write_tokenizer_model(
+    folder: Path, version: str, target: Target, file_name: str, data: bytes, params: dict[str, str]
+) -> None:
     """Write `clip-<version>-tokenizer` (the caller stages it with the two towers)."""
     version_dir = folder / "1"
     version_dir.mkdir(parents=True, exist_ok=True)
@@ -58,8 +62,13 @@ def write_tokenizer_model(folder: Path, version: str, target: Target, file_name:
     if target == "cpu":
         shutil.copyfile(RUNNER, version_dir / "model.py")
     (folder / file_name).write_bytes(data)
-    meta = {"clip_version": version, "tower": "tokenizer", "tokenizer_file": file_name, "num_threads": "1",
-            **{k: params[k] for k in ("tokenizer", "tokenizer_sha256") if k in params}}
+    meta = {
+        "clip_version": version,
+        "tower": "tokenizer",
+        "tokenizer_file": file_name,
+        "num_threads": "1",
+        **{k: params[k] for k in ("tokenizer", "tokenizer_sha256") if k in params},
+    }
     (folder / "config.pbtxt").write_text(_config(folder.name, target, meta))
 
 

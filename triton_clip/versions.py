@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from gateway.contract import model_names
 
-__all__ = ["DEFAULT_PRETRAINED", "DEFAULT_VERSION", "RANDOM_WEIGHTS", "ROBOFLOW_VERSIONS", "model_names",
-           "open_clip_name"]
+__all__ = [
+    "DEFAULT_PRETRAINED",
+    "DEFAULT_VERSION",
+    "RANDOM_WEIGHTS",
+    "ROBOFLOW_VERSIONS",
+    "model_names",
+    "open_clip_name",
+]
 
 DEFAULT_VERSION = "ViT-B-16"
 DEFAULT_PRETRAINED = "openai"

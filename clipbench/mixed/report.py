@@ -7,18 +7,27 @@ from pathlib import Path
 
 def table(analysis: dict[str, dict], concurrency: int) -> str:
     half = concurrency // 2
-    header = (f"| plan | images/s alone (c={concurrency}) | texts/s alone (c={concurrency}) | "
-              f"mixed images/s + texts/s ({half}+{concurrency - half}) | sum of shares (target ≥ 0.95) | "
-              "image p50/p99 ms alone → mixed | text p50/p99 ms alone → mixed | p99 mixed/alone image, text "
-              "(target ≤ 2) | compare req/s measured / predicted | 1 text client's p99 ms alone → next to "
-              "an image flood | others' CPU mean (max) |")
+    header = (
+        f"| plan | images/s alone (c={concurrency}) | texts/s alone (c={concurrency}) | "
+        f"mixed images/s + texts/s ({half}+{concurrency - half}) | sum of shares (target ≥ 0.95) | "
+        "image p50/p99 ms alone → mixed | text p50/p99 ms alone → mixed | p99 mixed/alone image, text "
+        "(target ≤ 2) | compare req/s measured / predicted | 1 text client's p99 ms alone → next to "
+        "an image flood | others' CPU mean (max) |"
+    )
     lines = [header, "|" + "---|" * 11]
     for name, a in analysis.items():
-        compare = (f"{a['alone_compare_rps']:.2f} / {a['compare_predicted_rps']:.2f} "
-                   f"({a['compare_vs_prediction']:.2f}; CPU-time {a['compare_vs_prediction_cpu']:.2f})"
-                   if "compare_predicted_rps" in a else "–")
-        flood = (f"{a['single_text_p99_ms']:.0f} → {a['flood_text_p99_ms']:.0f} ({a['flood_text_p99_ratio']:.1f}×, "
-                 f"{a['flood_image_items_per_s']:.1f} img/s)" if "flood_text_p99_ratio" in a else "–")
+        compare = (
+            f"{a['alone_compare_rps']:.2f} / {a['compare_predicted_rps']:.2f} "
+            f"({a['compare_vs_prediction']:.2f}; CPU-time {a['compare_vs_prediction_cpu']:.2f})"
+            if "compare_predicted_rps" in a
+            else "–"
+        )
+        flood = (
+            f"{a['single_text_p99_ms']:.0f} → {a['flood_text_p99_ms']:.0f} ({a['flood_text_p99_ratio']:.1f}×, "
+            f"{a['flood_image_items_per_s']:.1f} img/s)"
+            if "flood_text_p99_ratio" in a
+            else "–"
+        )
         lines.append(
             f"| {name} | {a['alone_image_items_per_s']:.1f} | {a['alone_text_items_per_s']:.1f} | "
             f"{a['mixed_image_items_per_s']:.1f} + {a['mixed_text_items_per_s']:.1f} | "
@@ -29,7 +38,8 @@ def table(analysis: dict[str, dict], concurrency: int) -> str:
             f"{a['alone_text_p50_ms']:.0f}/{a['alone_text_p99_ms']:.0f} → "
             f"{a['mixed_text_p50_ms']:.0f}/{a['mixed_text_p99_ms']:.0f} | "
             f"{a['p99_ratio_image']:.2f}, {a['p99_ratio_text']:.2f} | {compare} | {flood} | "
-            f"{a['others_cpu_mean']:.0%} ({a['others_cpu_max']:.0%}) |")
+            f"{a['others_cpu_mean']:.0%} ({a['others_cpu_max']:.0%}) |"
+        )
     lines.append("\ninfinity-emb reference under the same mixed load (issue 14): 9.1 images/s + 9.1 texts/s.")
     return "\n".join(lines) + "\n"
 
@@ -53,8 +63,12 @@ def plot(analysis: dict[str, dict], path: Path, version: str, concurrency: int) 
         ax.legend(fontsize=8)
     ax = axes[2]
     for kind, offset in (("image", -0.2), ("text", 0.2)):
-        ax.bar([i + offset for i in x], [analysis[n][f"p99_ratio_{kind}"] for n in names], 0.4,
-               label=f"{kind} p99 mixed / alone")
+        ax.bar(
+            [i + offset for i in x],
+            [analysis[n][f"p99_ratio_{kind}"] for n in names],
+            0.4,
+            label=f"{kind} p99 mixed / alone",
+        )
     ax.plot(list(x), [analysis[n]["share_sum"] for n in names], "ko-", label="sum of shares (wall clock)")
     ax.plot(list(x), [analysis[n]["cpu_share_sum"] for n in names], "k^--", label="sum of shares (CPU time)")
     ax.axhline(2.0, color="red", ls=":", lw=1, label="p99 ratio target ≤ 2")

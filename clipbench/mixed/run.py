@@ -30,12 +30,22 @@ def request_kinds(folder: Path, n_images: int = 4, n_texts: int = 20_000) -> dic
     """640x480 JPEGs (photographic, so decode costs what it does for real photos) and unique short prompts."""
     images = [base64.b64encode(jpeg_640x480(seed)).decode() for seed in range(n_images)]
     prompts = [unique_prompt(i) for i in range(n_texts)]
-    compare = [json.dumps({"subject": {"type": "base64", "value": images[i % n_images]},
-                           "prompt": prompts[i * PROMPTS_PER_COMPARE:(i + 1) * PROMPTS_PER_COMPARE]})
-               for i in range(64)]
+    compare = [
+        json.dumps(
+            {
+                "subject": {"type": "base64", "value": images[i % n_images]},
+                "prompt": prompts[i * PROMPTS_PER_COMPARE : (i + 1) * PROMPTS_PER_COMPARE],
+            }
+        )
+        for i in range(64)
+    ]
     return {
-        "image": wrk.write_kind(folder, "image", "/clip/embed_image",
-                                [json.dumps({"image": {"type": "base64", "value": b}}) for b in images]),
+        "image": wrk.write_kind(
+            folder,
+            "image",
+            "/clip/embed_image",
+            [json.dumps({"image": {"type": "base64", "value": b}}) for b in images],
+        ),
         "text": wrk.write_kind(folder, "text", "/clip/embed_text", [json.dumps({"text": p}) for p in prompts]),
         "compare": wrk.write_kind(folder, "compare", "/clip/compare", compare),
     }
@@ -44,8 +54,11 @@ def request_kinds(folder: Path, n_images: int = 4, n_texts: int = 20_000) -> dic
 def scenarios(concurrency: int, with_compare: bool, flood: int) -> list[tuple[str, list[tuple[str, int]]]]:
     """Same total connections alone and mixed; `flood`: many image connections against one text client."""
     half = max(1, concurrency // 2)
-    out = [("alone", [("image", concurrency)]), ("alone", [("text", concurrency)]),
-           ("mixed", [("image", half), ("text", concurrency - half)])]
+    out = [
+        ("alone", [("image", concurrency)]),
+        ("alone", [("text", concurrency)]),
+        ("mixed", [("image", half), ("text", concurrency - half)]),
+    ]
     out += [("alone", [("compare", concurrency)])] if with_compare else []
     return out + ([("alone", [("text", 1)]), ("flood", [("image", flood), ("text", 1)])] if flood else [])
 
@@ -57,8 +70,10 @@ def measure(url: str, kinds: dict[str, wrk.Kind], loads: list[tuple[str, int]], 
     procs = [(kinds[k], c, wrk.start(url, kinds[k], c, seconds, offset=1000 * n)) for n, (k, c) in enumerate(loads)]
     rows = [{"kind": kind.name, "connections": c, **wrk.result(p, kind, seconds)} for kind, c, p in procs]
     cpu = window.stop()
-    return [{**row, "others_cpu": round(cpu["others_cpu_share"], 3), "our_cpu_s": round(cpu["ours_cpu_s"], 2)}
-            for row in rows]
+    return [
+        {**row, "others_cpu": round(cpu["others_cpu_share"], 3), "our_cpu_s": round(cpu["ours_cpu_s"], 2)}
+        for row in rows
+    ]
 
 
 def run_variant(name: str, args, kinds: dict[str, wrk.Kind], round_no: int) -> list[dict]:
@@ -72,13 +87,20 @@ def run_variant(name: str, args, kinds: dict[str, wrk.Kind], round_no: int) -> l
             measure(stack.url, kinds, [(kind, 2)], args.warm_seconds)
         for scenario, loads in scenarios(args.concurrency, not args.no_compare, args.flood):
             for row in measure(stack.url, kinds, loads, args.seconds):
-                row.update(round=round_no, variant=name, scenario=scenario, triton_env=stack.triton_env,
-                           triton_args=stack.triton_args)
+                row.update(
+                    round=round_no,
+                    variant=name,
+                    scenario=scenario,
+                    triton_env=stack.triton_env,
+                    triton_args=stack.triton_args,
+                )
                 rows.append(row)
-                console.print(f"  {scenario:5s} {row['kind']:7s} c={row['connections']}: "
-                              f"{row['items_per_s']:6.1f} items/s  p50 {row['p50_ms']:7.1f} ms  "
-                              f"p99 {row['p99_ms']:7.1f} ms  errors {row['errors']}  "
-                              f"others' CPU {row['others_cpu']:.0%}")
+                console.print(
+                    f"  {scenario:5s} {row['kind']:7s} c={row['connections']}: "
+                    f"{row['items_per_s']:6.1f} items/s  p50 {row['p50_ms']:7.1f} ms  "
+                    f"p99 {row['p99_ms']:7.1f} ms  errors {row['errors']}  "
+                    f"others' CPU {row['others_cpu']:.0%}"
+                )
     finally:
         stack.stop()
     return rows
@@ -104,8 +126,11 @@ def cpu_share_sum(pick: dict[tuple[str, str], list[dict]]) -> float:
     try:
         image, text = _per_cpu_s(pick[("alone", "image")]), _per_cpu_s(pick[("alone", "text")])
         rounds = zip(pick[("mixed", "image")], pick[("mixed", "text")])
-        sums = [(i["items_per_s"] * i["seconds"] / image + t["items_per_s"] * t["seconds"] / text) / i["our_cpu_s"]
-                for i, t in rounds if i["our_cpu_s"]]
+        sums = [
+            (i["items_per_s"] * i["seconds"] / image + t["items_per_s"] * t["seconds"] / text) / i["our_cpu_s"]
+            for i, t in rounds
+            if i["our_cpu_s"]
+        ]
         return round(statistics.median(sums), 3)
     except (statistics.StatisticsError, ZeroDivisionError):
         return float("nan")
@@ -125,15 +150,26 @@ def analyse(rows: list[dict]) -> dict[str, dict]:
     out = {}
     for name in dict.fromkeys(r["variant"] for r in rows):
         mine = [r for r in rows if r["variant"] == name]
-        pick = {(s, k): [r for r in mine if r["scenario"] == s and r["kind"] == k and (s != "alone" or k == "compare"
-                                                                                  or r["connections"] > 1)]
-                for s in ("alone", "mixed") for k in ("image", "text", "compare")}
-        pick[("single", "text")] = [r for r in mine if r["scenario"] == "alone" and r["kind"] == "text"
-                                    and r["connections"] == 1]
+        pick = {
+            (s, k): [
+                r
+                for r in mine
+                if r["scenario"] == s and r["kind"] == k and (s != "alone" or k == "compare" or r["connections"] > 1)
+            ]
+            for s in ("alone", "mixed")
+            for k in ("image", "text", "compare")
+        }
+        pick[("single", "text")] = [
+            r for r in mine if r["scenario"] == "alone" and r["kind"] == "text" and r["connections"] == 1
+        ]
         pick[("flood", "image")] = [r for r in mine if r["scenario"] == "flood" and r["kind"] == "image"]
         pick[("flood", "text")] = [r for r in mine if r["scenario"] == "flood" and r["kind"] == "text"]
-        m = {f"{s}_{k}_{q}": _median(v, q) for (s, k), v in pick.items() if v
-             for q in ("items_per_s", "rps", "p50_ms", "p99_ms")}
+        m = {
+            f"{s}_{k}_{q}": _median(v, q)
+            for (s, k), v in pick.items()
+            if v
+            for q in ("items_per_s", "rps", "p50_ms", "p99_ms")
+        }
         a = {"rounds": len(pick[("alone", "image")]), **{k: round(v, 2) for k, v in m.items()}}
         for k in ("image", "text"):
             a[f"share_{k}"] = _ratio(m[f"mixed_{k}_items_per_s"], m[f"alone_{k}_items_per_s"])
@@ -183,8 +219,13 @@ def main(args) -> int:  # args: clipbench/mixed/cli.py's namespace
     from clipbench.mixed.report import plot, table
 
     analysis = analyse(rows)
-    result = {"machine": machine_info(), "args": {k: str(v) for k, v in vars(args).items()},
-              "infinity_reference": INFINITY, "analysis": analysis, "rows": rows}
+    result = {
+        "machine": machine_info(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "infinity_reference": INFINITY,
+        "analysis": analysis,
+        "rows": rows,
+    }
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     text = table(analysis, args.concurrency)
     (args.out / "report.md").write_text(text)

@@ -38,25 +38,46 @@ VARIANTS = {
 class Stack:
     """One Triton (the repository rewritten to the variant's plan) and one gateway with the text cache off."""
 
-    def __init__(self, variant: Variant, repository: Path, version: str, out: Path, cores: int,
-                 workers: int = 1) -> None:
+    def __init__(
+        self, variant: Variant, repository: Path, version: str, out: Path, cores: int, workers: int = 1
+    ) -> None:
         self.variant, self.out = variant, out
         changed = threads.refresh_repository(repository, variant.plan, cores) if variant.plan else []
         install(DEFAULT_HOME)
         ports = {k: free_port() for k in ("http", "grpc", "metrics", "gateway")}
-        opts = TritonOptions(repository, "127.0.0.1", ports["http"], ports["grpc"], ports["metrics"],
-                             env=variant.env)
+        opts = TritonOptions(repository, "127.0.0.1", ports["http"], ports["grpc"], ports["metrics"], env=variant.env)
         self.triton = TritonProcess(opts, log_file=out / f"tritonserver-{variant.name}.log")
         self.triton_env = {k: v for k, v in self.triton.env.items() if k.startswith(("OMP_", "GOMP_", "MKL_"))}
         self.triton_args = [a for a in self.triton.proc.args if a.startswith("--rate-limit")]
         self.rewritten = changed
-        env = dict(os.environ, GATEWAY_TRITON_URL=f"127.0.0.1:{ports['grpc']}", CLIP_VERSION_ID=version,
-                   GATEWAY_MAX_INFLIGHT="512", GATEWAY_TEXT_CACHE_SIZE="0")
+        env = dict(
+            os.environ,
+            GATEWAY_TRITON_URL=f"127.0.0.1:{ports['grpc']}",
+            CLIP_VERSION_ID=version,
+            GATEWAY_MAX_INFLIGHT="512",
+            GATEWAY_TEXT_CACHE_SIZE="0",
+        )
         log = open(out / f"gateway-{variant.name}.log", "ab")  # noqa: SIM115 - closed with the process
-        self.gateway = subprocess.Popen([sys.executable, "-m", "uvicorn", "gateway.main:create_app", "--factory",
-                                         "--host", "127.0.0.1", "--port", str(ports["gateway"]), "--no-access-log",
-                                         "--workers", str(workers)],
-                                        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.gateway = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "gateway.main:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["gateway"]),
+                "--no-access-log",
+                "--workers",
+                str(workers),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.url = f"http://127.0.0.1:{ports['gateway']}"
 
     def wait_ready(self) -> None:

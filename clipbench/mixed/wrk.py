@@ -62,8 +62,17 @@ def start(base_url: str, kind: Kind, connections: int, seconds: float, offset: i
     """Start one wrk (1 thread, `connections` connections) for `seconds`; read it with `result`."""
     script = kind.bodies.with_name(f"{kind.name}-{offset}.lua")
     script.write_text(LUA % {"bodies": kind.bodies, "offset": offset})
-    cmd = [binary(), "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
-           "-s", str(script), base_url + kind.route]
+    cmd = [
+        binary(),
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        base_url + kind.route,
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -73,10 +82,15 @@ def result(proc: subprocess.Popen, kind: Kind, seconds: float) -> dict:
     line = next((ln for ln in out.splitlines() if ln.startswith("WRKJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk gave no summary for {kind.name}:\n{out[-2000:]}")
-    raw = json.loads(line[len("WRKJSON "):])
+    raw = json.loads(line[len("WRKJSON ") :])
     errors = sum(raw[k] for k in ("connect", "read", "write", "status", "timeout"))
     elapsed = raw["duration_us"] / 1e6
     ok = max(raw["requests"] - raw["status"], 0)
-    return {"requests": raw["requests"], "errors": errors, "seconds": round(elapsed, 2),
-            "rps": ok / elapsed, "items_per_s": ok * kind.items / elapsed,
-            **{k.replace("_us", "_ms"): raw[k] / 1000 for k in ("p50_us", "p90_us", "p99_us", "mean_us", "max_us")}}
+    return {
+        "requests": raw["requests"],
+        "errors": errors,
+        "seconds": round(elapsed, 2),
+        "rps": ok / elapsed,
+        "items_per_s": ok * kind.items / elapsed,
+        **{k.replace("_us", "_ms"): raw[k] / 1000 for k in ("p50_us", "p90_us", "p99_us", "mean_us", "max_us")},
+    }

@@ -90,9 +90,7 @@ def _open_checked(data: bytes, max_pixels: int, min_side: int) -> Image.Image:
             f"Image has too many pixels ({width}x{height}, limit {max_pixels}).", reason="too_many_pixels"
         )
     if min(width, height) < min_side:
-        raise ImageLoadError(
-            f"Image is too small ({width}x{height}, minimum side {min_side} px).", reason="too_small"
-        )
+        raise ImageLoadError(f"Image is too small ({width}x{height}, minimum side {min_side} px).", reason="too_small")
     return img
 
 
@@ -105,9 +103,7 @@ def check_header(data: bytes, *, max_pixels: int, min_side: int = 2) -> str:
     return str(_open_checked(data, max_pixels, min_side).format)
 
 
-def load_image(
-    data: bytes, *, max_pixels: int, min_side: int = 2, draft_size: int | None = None
-) -> Image.Image:
+def load_image(data: bytes, *, max_pixels: int, min_side: int = 2, draft_size: int | None = None) -> Image.Image:
     """Decode to an RGB image, refusing bombs and tiny images from the header, before any pixel is decoded.
 
     Any failure, whatever Pillow raises, becomes an `ImageLoadError`: no byte string can cause a 500.

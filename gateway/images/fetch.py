@@ -52,9 +52,20 @@ _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 _TLD = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
 # Not globally reachable, but `is_global` says so (or did in some Python releases): checked by hand.
-_V4_SPECIAL = tuple(ipaddress.ip_network(n) for n in (
-    "0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24",
-    "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4"))
+_V4_SPECIAL = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8",
+        "100.64.0.0/10",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+    )
+)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _V4_COMPATIBLE = ipaddress.ip_network("::/96")
 
@@ -114,8 +125,14 @@ def is_public_address(addr: IPAddress) -> bool:
             return False
     elif any(addr in net for net in _V4_SPECIAL):
         return False
-    flags = (addr.is_private, addr.is_loopback, addr.is_link_local, addr.is_multicast,
-             addr.is_reserved, addr.is_unspecified)
+    flags = (
+        addr.is_private,
+        addr.is_loopback,
+        addr.is_link_local,
+        addr.is_multicast,
+        addr.is_reserved,
+        addr.is_unspecified,
+    )
     return addr.is_global and not any(flags)
 
 
@@ -152,8 +169,9 @@ class ImageFetcher:
     An injected `transport` replaces `default_transport()`; keep its no-keep-alive setting for https.
     """
 
-    def __init__(self, policy: UrlPolicy, *, resolver: Resolver | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, policy: UrlPolicy, *, resolver: Resolver | None = None, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self._policy = policy
         self._resolve_host = resolver or system_resolver
         self._allowlist = _normalise_hosts(policy.allowlist)
@@ -246,7 +264,9 @@ class ImageFetcher:
             pinned = ipaddress.IPv6Address(str(pinned).split("%")[0])
         extensions = {"sni_hostname": host} if url.scheme == "https" and literal is None else {}
         request = self._client.build_request(
-            "GET", url.copy_with(host=str(pinned)), headers={"Host": url.netloc.decode("ascii")},
+            "GET",
+            url.copy_with(host=str(pinned)),
+            headers={"Host": url.netloc.decode("ascii")},
             extensions=extensions,
         )
         return await self._client.send(request, stream=True)

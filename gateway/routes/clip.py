@@ -22,9 +22,14 @@ from gateway.schemas import (
 )
 
 router = APIRouter(prefix="/clip", tags=["clip"])
-_ERRORS = {400: {"description": "Bad input (image load, limits, text too long)"}, 401: {"description": "Bad key"},
-           404: {"description": "Unknown clip_version_id"}, 413: {"description": "Body or text count too large"},
-           429: {"description": "Overloaded"}, 503: {"description": "Triton unavailable"}}
+_ERRORS = {
+    400: {"description": "Bad input (image load, limits, text too long)"},
+    401: {"description": "Bad key"},
+    404: {"description": "Unknown clip_version_id"},
+    413: {"description": "Body or text count too large"},
+    429: {"description": "Overloaded"},
+    503: {"description": "Triton unavailable"},
+}
 
 
 def _respond(started: float, **fields: object) -> Response:
@@ -36,8 +41,9 @@ def _rows(embeddings: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(embeddings, dtype=np.float32)
 
 
-async def image_response(body: ImageFields, api_key: str | None, version: str | None, state: State, creds: Creds,
-                         route: str = "clip") -> Response:
+async def image_response(
+    body: ImageFields, api_key: str | None, version: str | None, state: State, creds: Creds, route: str = "clip"
+) -> Response:
     """The embed_image handler of both route families; only the version field and the route differ."""
     started = time.perf_counter()
     creds.check(state, api_key)
@@ -46,8 +52,9 @@ async def image_response(body: ImageFields, api_key: str | None, version: str | 
     return _respond(started, embeddings=_rows(embeddings))
 
 
-async def text_response(body: TextFields, api_key: str | None, version: str | None, state: State, creds: Creds,
-                        route: str = "clip") -> Response:
+async def text_response(
+    body: TextFields, api_key: str | None, version: str | None, state: State, creds: Creds, route: str = "clip"
+) -> Response:
     started = time.perf_counter()
     creds.check(state, api_key)
     texts = body.text if isinstance(body.text, list) else [body.text]
@@ -55,12 +62,14 @@ async def text_response(body: TextFields, api_key: str | None, version: str | No
     return _respond(started, embeddings=_rows(embeddings))
 
 
-async def compare_response(body: CompareFields, api_key: str | None, version: str | None, state: State,
-                           creds: Creds, route: str = "clip") -> Response:
+async def compare_response(
+    body: CompareFields, api_key: str | None, version: str | None, state: State, creds: Creds, route: str = "clip"
+) -> Response:
     started = time.perf_counter()
     creds.check(state, api_key)
-    similarity = await state.service.compare(body.subject, body.subject_type, body.prompt, body.prompt_type, version,
-                                             body.truncate, route)
+    similarity = await state.service.compare(
+        body.subject, body.subject_type, body.prompt, body.prompt_type, version, body.truncate, route
+    )
     return _respond(started, similarity=similarity, parent_id=None)
 
 

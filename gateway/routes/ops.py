@@ -29,13 +29,16 @@ async def readiness(state: State) -> Response:
 async def info(state: State) -> Response:
     s = state.settings
     versions = [{**v.public(), "image_transport": state.service.image_transport(v)} for v in state.service.served()]
-    return json_response(200, {
-        "default_clip_version_id": s.clip_version_id,
-        "versions": versions,
-        "random_weights": any(v["weights_random"] for v in versions),
-        "auth_required": state.keys.enabled,
-        "settings": s.model_dump(mode="json", exclude={"api_keys", "api_keys_file"}),
-    })
+    return json_response(
+        200,
+        {
+            "default_clip_version_id": s.clip_version_id,
+            "versions": versions,
+            "random_weights": any(v["weights_random"] for v in versions),
+            "auth_required": state.keys.enabled,
+            "settings": s.model_dump(mode="json", exclude={"api_keys", "api_keys_file"}),
+        },
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

@@ -19,14 +19,19 @@ ROUTE = "perception_encoder"
 router = APIRouter(prefix="/perception_encoder", tags=["perception_encoder"])
 
 
-@router.post("/embed_image", response_model=ClipEmbeddingResponse, summary="Perception Encoder Image Embeddings",
-             responses=_ERRORS)
+@router.post(
+    "/embed_image",
+    response_model=ClipEmbeddingResponse,
+    summary="Perception Encoder Image Embeddings",
+    responses=_ERRORS,
+)
 async def embed_image(body: PerceptionEncoderImageEmbeddingRequest, state: State, creds: Creds) -> Response:
     return await image_response(body, body.api_key, body.perception_encoder_version_id, state, creds, ROUTE)
 
 
-@router.post("/embed_text", response_model=ClipEmbeddingResponse, summary="Perception Encoder Text Embeddings",
-             responses=_ERRORS)
+@router.post(
+    "/embed_text", response_model=ClipEmbeddingResponse, summary="Perception Encoder Text Embeddings", responses=_ERRORS
+)
 async def embed_text(body: PerceptionEncoderTextEmbeddingRequest, state: State, creds: Creds) -> Response:
     return await text_response(body, body.api_key, body.perception_encoder_version_id, state, creds, ROUTE)
 

@@ -41,7 +41,9 @@ def clean_canonicalize(text: str) -> str:
 
 
 CLEANERS: dict[str, Callable[[str], str]] = {
-    "lower": clean_lower, "whitespace": clean_whitespace, "canonicalize": clean_canonicalize,
+    "lower": clean_lower,
+    "whitespace": clean_whitespace,
+    "canonicalize": clean_canonicalize,
 }
 
 

@@ -35,16 +35,16 @@ TOKEN_DTYPE = np.int64  # what Triton's text tower takes (torch.long in open_cli
 # Special tokens come first so that a prompt literally containing "<start_of_text>" maps to the
 # special id, exactly like open_clip (the model saw the same quirk).
 TOKEN_PATTERN = (
-    regex.escape(SOT_TOKEN) + "|" + regex.escape(EOT_TOKEN)
+    regex.escape(SOT_TOKEN)
+    + "|"
+    + regex.escape(EOT_TOKEN)
     + r"""|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 )
 
 
 def bytes_to_unicode() -> dict[int, str]:
     """Byte -> printable character table, so BPE never sees whitespace/control characters."""
-    printable = [
-        *range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)
-    ]
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     byte_values, code_points = printable[:], printable[:]
     extra = 0
     for b in range(256):

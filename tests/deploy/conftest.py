@@ -60,13 +60,19 @@ def _clean_environ(extra: dict[str, str] | None = None) -> dict[str, str]:
 def compose_run(compose_binary: Path, empty_env_file: Path):
     """Run `docker compose ... config`; returns the CompletedProcess (never raises on a bad exit code)."""
 
-    def run(*args: str, profiles: tuple[str, ...] = (), env: dict[str, str] | None = None,
-            env_file: Path | None = None, file: Path = COMPOSE_FILE) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str,
+        profiles: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        env_file: Path | None = None,
+        file: Path = COMPOSE_FILE,
+    ) -> subprocess.CompletedProcess[str]:
         cmd = [str(compose_binary), "--env-file", str(env_file or empty_env_file), "-f", str(file)]
         for profile in profiles:
             cmd += ["--profile", profile]
-        return subprocess.run(cmd + list(args), cwd=file.parent, env=_clean_environ(env), capture_output=True,
-                              text=True, timeout=60)
+        return subprocess.run(
+            cmd + list(args), cwd=file.parent, env=_clean_environ(env), capture_output=True, text=True, timeout=60
+        )
 
     return run
 
@@ -75,8 +81,7 @@ def compose_run(compose_binary: Path, empty_env_file: Path):
 def compose_config(compose_run):
     """Rendered compose model as JSON (`config --format json`), exit code checked."""
 
-    def render(profiles: tuple[str, ...] = (), env: dict[str, str] | None = None,
-               env_file: Path | None = None) -> dict:
+    def render(profiles: tuple[str, ...] = (), env: dict[str, str] | None = None, env_file: Path | None = None) -> dict:
         proc = compose_run("config", "--format", "json", profiles=profiles, env=env, env_file=env_file)
         assert proc.returncode == 0, f"compose config {profiles} failed ({proc.returncode}):\n{proc.stderr}"
         return json.loads(proc.stdout)

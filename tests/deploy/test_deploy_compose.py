@@ -118,6 +118,7 @@ def test_env_example_defaults_match_compose_defaults():
 
 # --- Triton ---------------------------------------------------------------------------------------------------
 
+
 def test_triton_gpu_reservation(rendered):
     triton = rendered["default"]["services"]["triton"]
     devices = triton["deploy"]["resources"]["reservations"]["devices"]
@@ -139,8 +140,13 @@ def test_triton_runtime_settings(rendered):
     assert triton["restart"] == "unless-stopped"
     command = triton["command"]
     assert command[0] == "tritonserver"
-    for flag in ("--strict-readiness=true", "--disable-auto-complete-config", "--allow-metrics=true",
-                 "--allow-gpu-metrics=true", "--exit-on-error=true"):
+    for flag in (
+        "--strict-readiness=true",
+        "--disable-auto-complete-config",
+        "--allow-metrics=true",
+        "--allow-gpu-metrics=true",
+        "--exit-on-error=true",
+    ):
         assert flag in command
 
 
@@ -173,8 +179,9 @@ def test_export_is_one_shot_and_cached(rendered, compose_config):
     assert export["restart"] == "no"
     assert any(v["target"] == "/cache" and v["type"] == "volume" for v in export["volumes"])
     assert export["environment"]["HF_HOME"].startswith("/cache")
-    model = compose_config((), env={"CLIP_VERSIONS": "ViT-B-32,ViT-L-14", "CLIP_PRETRAINED": "none",
-                                    "CLIP_EXPORT_EXTRA_ARGS": "--fp16"})
+    model = compose_config(
+        (), env={"CLIP_VERSIONS": "ViT-B-32,ViT-L-14", "CLIP_PRETRAINED": "none", "CLIP_EXPORT_EXTRA_ARGS": "--fp16"}
+    )
     export = model["services"]["export"]
     assert export["environment"]["CLIP_VERSIONS"] == "ViT-B-32,ViT-L-14"
     assert export["environment"]["CLIP_PRETRAINED"] == "none"
@@ -252,12 +259,24 @@ def test_gateway_service(full, gateway):
     assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
     assert "no-new-privileges:true" in service["security_opt"]
     env = service["environment"]
-    for name in ("CLIP_VERSION_ID", "CLIP_MAX_BATCH_SIZE", "GATEWAY_MAX_PROMPTS_PER_COMPARE",
-                 "GATEWAY_MAX_TEXTS_PER_REQUEST", "GATEWAY_MAX_BODY_BYTES", "GATEWAY_MAX_IMAGE_PIXELS",
-                 "GATEWAY_MAX_INFLIGHT", "GATEWAY_API_KEYS", "ALLOW_URL_INPUT", "ALLOW_NON_HTTPS_URL_INPUT",
-                 "ALLOW_URL_INPUT_WITHOUT_FQDN", "ALLOW_URL_TO_NON_GLOBAL_ADDRESSES",
-                 "WHITELISTED_DESTINATIONS_FOR_URL_INPUT", "BLACKLISTED_DESTINATIONS_FOR_URL_INPUT",
-                 "GATEWAY_LOG_LEVEL", "GATEWAY_LOG_JSON"):
+    for name in (
+        "CLIP_VERSION_ID",
+        "CLIP_MAX_BATCH_SIZE",
+        "GATEWAY_MAX_PROMPTS_PER_COMPARE",
+        "GATEWAY_MAX_TEXTS_PER_REQUEST",
+        "GATEWAY_MAX_BODY_BYTES",
+        "GATEWAY_MAX_IMAGE_PIXELS",
+        "GATEWAY_MAX_INFLIGHT",
+        "GATEWAY_API_KEYS",
+        "ALLOW_URL_INPUT",
+        "ALLOW_NON_HTTPS_URL_INPUT",
+        "ALLOW_URL_INPUT_WITHOUT_FQDN",
+        "ALLOW_URL_TO_NON_GLOBAL_ADDRESSES",
+        "WHITELISTED_DESTINATIONS_FOR_URL_INPUT",
+        "BLACKLISTED_DESTINATIONS_FOR_URL_INPUT",
+        "GATEWAY_LOG_LEVEL",
+        "GATEWAY_LOG_JSON",
+    ):
         assert name in env, name
 
 
@@ -278,6 +297,7 @@ def test_cpu_profile_answers_to_the_same_names(full):
 
 # --- images ---------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("profile", PROFILES)
 def test_images_are_pinned(rendered, profile):
     for name, service in rendered[profile]["services"].items():
@@ -289,6 +309,7 @@ def test_images_are_pinned(rendered, profile):
 
 
 # --- monitoring and load test ---------------------------------------------------------------------------------
+
 
 def test_prometheus_scrapes_triton_and_gateway(full):
     config = yaml.safe_load((REPO / "docker" / "prometheus" / "prometheus.yml").read_text())
@@ -305,10 +326,18 @@ def test_prometheus_scrapes_triton_and_gateway(full):
 
 
 DASHBOARD_METRICS = [
-    "clip_gateway_requests_total", "clip_gateway_request_seconds_bucket", "clip_gateway_stage_seconds_bucket",
-    "clip_gateway_inflight", "clip_gateway_rejected_total", "clip_gateway_text_cache_hits_total",
-    "nv_inference_count", "nv_inference_exec_count", "nv_inference_queue_duration_us",
-    "nv_inference_compute_infer_duration_us", "nv_inference_request_success", "nv_gpu_utilization",
+    "clip_gateway_requests_total",
+    "clip_gateway_request_seconds_bucket",
+    "clip_gateway_stage_seconds_bucket",
+    "clip_gateway_inflight",
+    "clip_gateway_rejected_total",
+    "clip_gateway_text_cache_hits_total",
+    "nv_inference_count",
+    "nv_inference_exec_count",
+    "nv_inference_queue_duration_us",
+    "nv_inference_compute_infer_duration_us",
+    "nv_inference_request_success",
+    "nv_gpu_utilization",
 ]
 
 
@@ -331,14 +360,16 @@ def test_grafana_dashboard_covers_the_metrics():
 def test_grafana_provisioning_matches_the_dashboard(full):
     dash = _dashboard()
     datasources = yaml.safe_load(
-        (REPO / "docker" / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())["datasources"]
+        (REPO / "docker" / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"]
     variable = next(v for v in dash["templating"]["list"] if v["type"] == "datasource")
     assert variable["current"]["value"] in {d["uid"] for d in datasources}
     for panel in dash["panels"]:
         if panel["type"] != "row":
             assert panel["datasource"]["uid"] == "${%s}" % variable["name"]
     providers = yaml.safe_load(
-        (REPO / "docker" / "grafana" / "provisioning" / "dashboards" / "clip-triton.yml").read_text())["providers"]
+        (REPO / "docker" / "grafana" / "provisioning" / "dashboards" / "clip-triton.yml").read_text()
+    )["providers"]
     mounts = {v["target"]: Path(v["source"]) for v in full["grafana"]["volumes"] if v["type"] == "bind"}
     assert mounts[providers[0]["options"]["path"]] == DASHBOARD.parent  # the chart's file: one dashboard, not a copy
     assert mounts["/etc/grafana/provisioning"] == REPO / "docker" / "grafana" / "provisioning"
@@ -353,8 +384,11 @@ def test_locust_runs_headless_against_the_gateway(full):
     # the scenarios file itself, standalone in the locust image (it imports locust, numpy and Pillow only)
     source = Path(mounts["/mnt/locust/locustfile.py"]["source"])
     assert source == REPO / "clipbench" / "locustfile.py" and mounts["/mnt/locust/locustfile.py"]["read_only"]
-    imports = {line.split()[1].split(".")[0] for line in source.read_text().splitlines()
-               if line.startswith(("import ", "from "))}
+    imports = {
+        line.split()[1].split(".")[0]
+        for line in source.read_text().splitlines()
+        if line.startswith(("import ", "from "))
+    }
     assert imports <= {"__future__", "base64", "io", "random", "functools", "numpy", "locust", "PIL"}, imports
 
 

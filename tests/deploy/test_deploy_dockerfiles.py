@@ -103,8 +103,13 @@ def test_healthcheck(name):
 
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_hadolint(hadolint, name):
-    proc = subprocess.run([str(hadolint), "--no-color", "--format", "json", str(DOCKERFILES[name])],
-                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    proc = subprocess.run(
+        [str(hadolint), "--no-color", "--format", "json", str(DOCKERFILES[name])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     findings = json.loads(proc.stdout or "[]")
     assert findings == [], "\n".join(f"{f['line']}: {f['code']} {f['level']} {f['message']}" for f in findings)
     assert proc.returncode == 0, proc.stderr
@@ -156,7 +161,8 @@ def test_triton_cpu_image_serves_what_it_exports():
     assert "--model-repository /models/repository" in script
     assert "--host 0.0.0.0" in script and "--grpc-port 8001" in script and "--metrics-port 8002" in script
     assert "install_triton.py" in steps["RUN"] or any(
-        "install_triton.py" in a for k, a in instructions(DOCKERFILES["triton-cpu"]) if k == "RUN")
+        "install_triton.py" in a for k, a in instructions(DOCKERFILES["triton-cpu"]) if k == "RUN"
+    )
 
 
 def test_export_image_default_command():
@@ -166,6 +172,7 @@ def test_export_image_default_command():
 
 
 # --- .dockerignore --------------------------------------------------------------------------------------------
+
 
 def dockerignore_excludes(path: str) -> bool:
     """Docker's rule: the last matching pattern wins; a pattern also matches a parent folder of the path."""
@@ -186,11 +193,20 @@ def dockerignore_excludes(path: str) -> bool:
     return excluded
 
 
-@pytest.mark.parametrize("path", [
-    ".venv/bin/python", ".git/HEAD", ".env", "model_repository/clip-ViT-B-16-image/1/model.pt",
-    ".triton/bin/tritonserver", "tests/unit/test_tokenize.py", "gateway/__pycache__/main.cpython-311.pyc",
-    "deploy/helm/clip-triton/values.yaml", "loadtest-results/report.html",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".venv/bin/python",
+        ".git/HEAD",
+        ".env",
+        "model_repository/clip-ViT-B-16-image/1/model.pt",
+        ".triton/bin/tritonserver",
+        "tests/unit/test_tokenize.py",
+        "gateway/__pycache__/main.cpython-311.pyc",
+        "deploy/helm/clip-triton/values.yaml",
+        "loadtest-results/report.html",
+    ],
+)
 def test_dockerignore_keeps_out(path):
     assert dockerignore_excludes(path), path
 

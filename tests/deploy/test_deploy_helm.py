@@ -49,8 +49,11 @@ VALUE_SETS: dict[str, dict] = {
             "autoscaling": {"enabled": False},
             "replicaCount": 3,
             "apiKeys": {"keys": ["key-one-123456", "key-two-123456"]},
-            "ingress": {"enabled": True, "className": "nginx",
-                        "tls": [{"secretName": "clip-tls", "hosts": ["clip.example.com"]}]},
+            "ingress": {
+                "enabled": True,
+                "className": "nginx",
+                "tls": [{"secretName": "clip-tls", "hosts": ["clip.example.com"]}],
+            },
             "extraConfig": {"GATEWAY_TRITON_TIMEOUT_S": "20"},
         },
         "triton": {"service": {"ports": {"grpc": 18001}}, "containerPorts": {"grpc": 9101}, "gpus": 2},
@@ -58,15 +61,26 @@ VALUE_SETS: dict[str, dict] = {
     "everything": {
         "fullnameOverride": "clip",
         "clip": {"versions": ["ViT-L-14"], "pretrained": "laion2b_s32b_b82k"},
-        "modelRepository": {"pvc": {"existingClaim": "models-rwx", "accessModes": ["ReadWriteMany"]},
-                            "export": {"ttlSecondsAfterFinished": 3600}},
-        "triton": {"autoscaling": {"enabled": True}, "runtimeClassName": "nvidia",
-                   "extraArgs": ["--model-control-mode=none"]},
-        "gateway": {"config": {"defaultVersion": "ViT-L-14"},
-                    "apiKeys": {"existingSecret": "clip-api-keys", "existingSecretKey": "keys"},
-                    "ingress": {"enabled": True}},
-        "monitoring": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True},
-                       "prometheusRule": {"enabled": True}, "grafanaDashboard": {"enabled": True}},
+        "modelRepository": {
+            "pvc": {"existingClaim": "models-rwx", "accessModes": ["ReadWriteMany"]},
+            "export": {"ttlSecondsAfterFinished": 3600},
+        },
+        "triton": {
+            "autoscaling": {"enabled": True},
+            "runtimeClassName": "nvidia",
+            "extraArgs": ["--model-control-mode=none"],
+        },
+        "gateway": {
+            "config": {"defaultVersion": "ViT-L-14"},
+            "apiKeys": {"existingSecret": "clip-api-keys", "existingSecretKey": "keys"},
+            "ingress": {"enabled": True},
+        },
+        "monitoring": {
+            "serviceMonitor": {"enabled": True},
+            "podMonitor": {"enabled": True},
+            "prometheusRule": {"enabled": True},
+            "grafanaDashboard": {"enabled": True},
+        },
         "networkPolicy": {"enabled": True},
     },
 }
@@ -86,8 +100,13 @@ def renders(helm) -> dict[str, dict[str, str]]:
 def manifests(renders) -> dict[str, list[dict]]:
     """Parsed Kubernetes objects per value set (NOTES.txt left out)."""
     return {
-        name: [doc for path, text in files.items() if path.endswith((".yaml", ".yml"))
-               for doc in yaml.safe_load_all(text) if doc]
+        name: [
+            doc
+            for path, text in files.items()
+            if path.endswith((".yaml", ".yml"))
+            for doc in yaml.safe_load_all(text)
+            if doc
+        ]
         for name, files in renders.items()
     }
 
@@ -97,8 +116,11 @@ def objects(docs: list[dict], kind: str) -> list[dict]:
 
 
 def one(docs: list[dict], kind: str, component: str | None = None) -> dict:
-    found = [d for d in objects(docs, kind)
-             if component is None or d["metadata"]["labels"].get("app.kubernetes.io/component") == component]
+    found = [
+        d
+        for d in objects(docs, kind)
+        if component is None or d["metadata"]["labels"].get("app.kubernetes.io/component") == component
+    ]
     assert len(found) == 1, f"expected one {kind} {component or ''}, got {len(found)}"
     return found[0]
 
@@ -118,11 +140,13 @@ def selects(selector: dict, labels: dict) -> bool:
 
 # --- lint -----------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
 @pytest.mark.parametrize("value_set", VALUE_SETS)
 def test_lint_strict(helm, value_set, kube_version):
-    report = helm.lint(CHART, copy.deepcopy(VALUE_SETS[value_set]), strict=True, namespace=NAMESPACE,
-                       kube_version=f"v{kube_version}")
+    report = helm.lint(
+        CHART, copy.deepcopy(VALUE_SETS[value_set]), strict=True, namespace=NAMESPACE, kube_version=f"v{kube_version}"
+    )
     assert report["total_charts_linted"] == 1
     assert report["errors"] == []
     problems = [m for m in report["messages"] if m["severity"] >= 2]  # 2 warning, 3 error; 1 is info
@@ -130,6 +154,7 @@ def test_lint_strict(helm, value_set, kube_version):
 
 
 # --- kubernetes-validate --------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
 @pytest.mark.parametrize("value_set", VALUE_SETS)
@@ -152,8 +177,12 @@ def test_cli_validates_the_default_render(kube_validate_cli, renders, tmp_path):
     """The documented command line, end to end: `kubernetes-validate --strict -k 1.29.0 -k 1.33.0 FILE`."""
     path = tmp_path / "default.yaml"
     path.write_text("\n---\n".join(t for p, t in renders["default"].items() if p.endswith(".yaml") and t.strip()))
-    proc = subprocess.run([str(kube_validate_cli), "--strict", *[a for v in KUBE_VERSIONS for a in ("-k", v)],
-                           str(path)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(kube_validate_cli), "--strict", *[a for v in KUBE_VERSIONS for a in ("-k", v)], str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = proc.stdout.splitlines()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not [line for line in lines if line.startswith(("WARN", "ERROR", "FATAL"))]
@@ -180,13 +209,26 @@ def test_validator_flags_what_the_rule_counts(kube_validate, manifests, mutate, 
 
 # --- what is rendered ------------------------------------------------------------------------------------------
 
+
 def test_default_objects(manifests):
     kinds = sorted(d["kind"] for d in manifests["default"])
-    assert kinds == sorted([
-        "ServiceAccount", "PersistentVolumeClaim", "Job", "ConfigMap",
-        "Deployment", "Deployment", "Service", "Service", "Service", "PodDisruptionBudget", "PodDisruptionBudget",
-        "HorizontalPodAutoscaler", "Pod",
-    ])
+    assert kinds == sorted(
+        [
+            "ServiceAccount",
+            "PersistentVolumeClaim",
+            "Job",
+            "ConfigMap",
+            "Deployment",
+            "Deployment",
+            "Service",
+            "Service",
+            "Service",
+            "PodDisruptionBudget",
+            "PodDisruptionBudget",
+            "HorizontalPodAutoscaler",
+            "Pod",
+        ]
+    )
     hpa = one(manifests["default"], "HorizontalPodAutoscaler")
     assert hpa["metadata"]["labels"]["app.kubernetes.io/component"] == "gateway"
 
@@ -248,8 +290,13 @@ def test_triton_pod(manifests, value_set):
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert "command" not in container and container["args"][0] == "tritonserver"  # keep NVIDIA's entrypoint
-    for flag in ("--model-repository=/models/repository", "--strict-readiness=true",
-                 "--disable-auto-complete-config", "--allow-metrics=true", "--allow-gpu-metrics=true"):
+    for flag in (
+        "--model-repository=/models/repository",
+        "--strict-readiness=true",
+        "--disable-auto-complete-config",
+        "--allow-metrics=true",
+        "--allow-gpu-metrics=true",
+    ):
         assert flag in container["args"]
     assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] != 0
     volumes = {v["name"]: v for v in spec["volumes"]}
@@ -334,9 +381,10 @@ def test_gateway_settings_come_from_values(manifests):
     assert all(isinstance(v, str) for v in data.values())
 
 
-@pytest.mark.parametrize(("value_set", "secret_name", "key"),
-                         [("initcontainer", "clip-clip-triton-gateway-api-keys", "api-keys"),
-                          ("everything", "clip-api-keys", "keys")])
+@pytest.mark.parametrize(
+    ("value_set", "secret_name", "key"),
+    [("initcontainer", "clip-clip-triton-gateway-api-keys", "api-keys"), ("everything", "clip-api-keys", "keys")],
+)
 def test_api_keys_are_a_mounted_secret(manifests, value_set, secret_name, key):
     docs = manifests[value_set]
     container = one(docs, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
@@ -386,9 +434,15 @@ def test_autoscaling(manifests):
     assert all(h["apiVersion"] == "autoscaling/v2" for h in hpas.values())
     triton = hpas["triton"]["spec"]
     assert triton["scaleTargetRef"]["name"] == one(docs, "Deployment", "triton")["metadata"]["name"]
-    assert triton["metrics"] == [{"type": "Pods", "pods": {
-        "metric": {"name": "triton_queue_compute_ratio"},
-        "target": {"type": "AverageValue", "averageValue": "1"}}}]
+    assert triton["metrics"] == [
+        {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": "triton_queue_compute_ratio"},
+                "target": {"type": "AverageValue", "averageValue": "1"},
+            },
+        }
+    ]
     gateway = hpas["gateway"]["spec"]
     assert gateway["metrics"][0]["resource"]["name"] == "cpu"
     assert "replicas" not in one(docs, "Deployment", "gateway")["spec"]
@@ -397,8 +451,12 @@ def test_autoscaling(manifests):
 
 def test_triton_autoscaling_rule_is_documented():
     values = (CHART / "values.yaml").read_text()
-    for fragment in ("prometheus-adapter", "nv_inference_queue_duration_us", "nv_inference_compute_infer_duration_us",
-                     "as: triton_queue_compute_ratio"):
+    for fragment in (
+        "prometheus-adapter",
+        "nv_inference_queue_duration_us",
+        "nv_inference_compute_infer_duration_us",
+        "as: triton_queue_compute_ratio",
+    ):
         assert fragment in values
 
 
@@ -430,6 +488,7 @@ def test_ingress(manifests):
 
 
 # --- CRDs: no schema in kubernetes-validate, so their structure is asserted --------------------------------------
+
 
 @pytest.mark.parametrize("value_set", ["monitoring", "everything"])
 def test_service_and_pod_monitors(manifests, value_set):

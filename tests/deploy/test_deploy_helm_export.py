@@ -16,8 +16,15 @@ from tests.deploy.test_deploy_helm import CHART, NAMESPACE, RELEASE, one  # noqa
 pytestmark = pytest.mark.deploy
 
 GPU_TAINT = [{"key": "gpu-only", "operator": "Equal", "value": "true", "effect": "NoSchedule"}]
-ZONE_AFFINITY = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-    {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["zone-a"]}]}]}}}
+ZONE_AFFINITY = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["zone-a"]}]}
+            ]
+        }
+    }
+}
 
 
 def render(helm, values: dict) -> list[dict]:
@@ -31,8 +38,11 @@ def job_spec(docs: list[dict]) -> dict:
 
 
 def test_export_job_gets_tritons_placement_by_default(helm) -> None:
-    triton = {"nodeSelector": {"node.kubernetes.io/instance-type": "g5.xlarge"}, "tolerations": GPU_TAINT,
-              "affinity": ZONE_AFFINITY}
+    triton = {
+        "nodeSelector": {"node.kubernetes.io/instance-type": "g5.xlarge"},
+        "tolerations": GPU_TAINT,
+        "affinity": ZONE_AFFINITY,
+    }
     docs = render(helm, {"triton": triton})
     spec, triton_spec = job_spec(docs), one(docs, "Deployment", "triton")["spec"]["template"]["spec"]
     for key in ("nodeSelector", "tolerations", "affinity"):
@@ -43,8 +53,10 @@ def test_export_job_gets_tritons_placement_by_default(helm) -> None:
 
 
 def test_export_job_placement_can_be_overridden(helm) -> None:
-    values = {"triton": {"tolerations": GPU_TAINT, "affinity": ZONE_AFFINITY},
-              "modelRepository": {"export": {"tolerations": [], "affinity": {}, "nodeSelector": {"pool": "cpu"}}}}
+    values = {
+        "triton": {"tolerations": GPU_TAINT, "affinity": ZONE_AFFINITY},
+        "modelRepository": {"export": {"tolerations": [], "affinity": {}, "nodeSelector": {"pool": "cpu"}}},
+    }
     spec = job_spec(render(helm, values))
     assert "tolerations" not in spec and "affinity" not in spec and spec["nodeSelector"] == {"pool": "cpu"}
 
@@ -56,21 +68,32 @@ def test_export_job_checks_against_tritons_image_and_gpu_size(helm) -> None:
     assert args[args.index("--gpu-memory-gb") + 1] == "24"
 
 
-@pytest.mark.parametrize("values", [
-    {"triton": {"replicaCount": 2}},
-    {"triton": {"autoscaling": {"enabled": True}}},
-    {"triton": {"replicaCount": 3}, "modelRepository": {"pvc": {"existingClaim": "mine"}}},
-    {"triton": {"autoscaling": {"enabled": True}}, "modelRepository": {"pvc": {"accessModes": ["ReadWriteOncePod"]}}},
-], ids=["replicas", "hpa", "existing-claim", "rwop-hpa"])
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"triton": {"replicaCount": 2}},
+        {"triton": {"autoscaling": {"enabled": True}}},
+        {"triton": {"replicaCount": 3}, "modelRepository": {"pvc": {"existingClaim": "mine"}}},
+        {
+            "triton": {"autoscaling": {"enabled": True}},
+            "modelRepository": {"pvc": {"accessModes": ["ReadWriteOncePod"]}},
+        },
+    ],
+    ids=["replicas", "hpa", "existing-claim", "rwop-hpa"],
+)
 def test_read_write_once_with_several_tritons_is_refused(helm, values: dict) -> None:
     with pytest.raises(helm.HelmRenderError, match="ReadWriteOnce cannot serve more than one Triton replica"):
         render(helm, values)
 
 
-@pytest.mark.parametrize("values", [
-    {"triton": {"replicaCount": 2}, "modelRepository": {"pvc": {"accessModes": ["ReadWriteMany"]}}},
-    {"triton": {"autoscaling": {"enabled": True}}, "modelRepository": {"mode": "initContainer"}},
-    {"triton": {"replicaCount": 1}},
-], ids=["rwx", "init-container", "one-replica"])
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"triton": {"replicaCount": 2}, "modelRepository": {"pvc": {"accessModes": ["ReadWriteMany"]}}},
+        {"triton": {"autoscaling": {"enabled": True}}, "modelRepository": {"mode": "initContainer"}},
+        {"triton": {"replicaCount": 1}},
+    ],
+    ids=["rwx", "init-container", "one-replica"],
+)
 def test_shareable_or_single_replica_storage_renders(helm, values: dict) -> None:
     assert one(render(helm, values), "Deployment", "triton")

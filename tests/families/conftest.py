@@ -52,16 +52,22 @@ def build_tiny_hf_tokenizer(folder: Path) -> int:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    corpus = ["a photo of a dog", "a photo of a cat", "the quick brown fox jumps over the lazy dog",
-              "a diagram of a cell", "two people riding bikes in the city at night"] * 20
+    corpus = [
+        "a photo of a dog",
+        "a photo of a cat",
+        "the quick brown fox jumps over the lazy dog",
+        "a diagram of a cell",
+        "two people riding bikes in the city at night",
+    ] * 20
     special = ["<pad>", "</s>", "<s>", "<unk>"] + [f"<0x{b:02X}>" for b in range(256)]
     tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
     tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, special_tokens=special, show_progress=False))
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    hf = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", bos_token="<s>",
-                                 unk_token="<unk>")
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", bos_token="<s>", unk_token="<unk>"
+    )
     hf.save_pretrained(folder)
     return len(hf)
 
@@ -69,13 +75,30 @@ def build_tiny_hf_tokenizer(folder: Path) -> int:
 def siglip2_config(tokenizer_dir: Path, vocab_size: int) -> dict:
     """ViT-B-16-SigLIP2's text settings at toy width; a timm ViT-Tiny with SigLIP's MAP head."""
     return {
-        "embed_dim": 192, "init_logit_bias": -10, "custom_text": True,
-        "vision_cfg": {"image_size": 224, "timm_model_name": "vit_tiny_patch16_224", "timm_model_pretrained": False,
-                       "timm_pool": "map", "timm_proj": "none"},
-        "text_cfg": {"context_length": 64, "vocab_size": vocab_size, "hf_tokenizer_name": str(tokenizer_dir),
-                     "tokenizer_kwargs": {"clean": "canonicalize"}, "width": 64, "heads": 2, "layers": 2,
-                     "no_causal_mask": True, "proj_bias": True, "pool_type": "last", "norm_kwargs": {"eps": 1e-6},
-                     "act_kwargs": {"approximate": "tanh"}},
+        "embed_dim": 192,
+        "init_logit_bias": -10,
+        "custom_text": True,
+        "vision_cfg": {
+            "image_size": 224,
+            "timm_model_name": "vit_tiny_patch16_224",
+            "timm_model_pretrained": False,
+            "timm_pool": "map",
+            "timm_proj": "none",
+        },
+        "text_cfg": {
+            "context_length": 64,
+            "vocab_size": vocab_size,
+            "hf_tokenizer_name": str(tokenizer_dir),
+            "tokenizer_kwargs": {"clean": "canonicalize"},
+            "width": 64,
+            "heads": 2,
+            "layers": 2,
+            "no_causal_mask": True,
+            "proj_bias": True,
+            "pool_type": "last",
+            "norm_kwargs": {"eps": 1e-6},
+            "act_kwargs": {"approximate": "tanh"},
+        },
     }
 
 
@@ -91,8 +114,12 @@ def family_open_clip(tmp_path_factory):
     work = tmp_path_factory.mktemp("families")
     vocab = build_tiny_hf_tokenizer(work / "tiny-gemma-tokenizer")
     (work / f"{SIGLIP2}.json").write_text(json.dumps(siglip2_config(work / "tiny-gemma-tokenizer", vocab)))
-    for path in (FIXTURES / "MobileCLIP2-tiny.json", FIXTURES / "PE-Core-tiny-16-384.json", work / f"{SIGLIP2}.json",
-                 FIXTURES / f"{EVA}.json"):
+    for path in (
+        FIXTURES / "MobileCLIP2-tiny.json",
+        FIXTURES / "PE-Core-tiny-16-384.json",
+        work / f"{SIGLIP2}.json",
+        FIXTURES / f"{EVA}.json",
+    ):
         open_clip.add_model_config(path)
     for family in FAMILIES:
         torch.manual_seed(0)
@@ -129,8 +156,13 @@ def family_triton(family_repository, tmp_path_factory) -> Iterator[TritonEndpoin
 @pytest.fixture(scope="session")
 def family_gateway(family_triton, tmp_path_factory) -> Iterator[GatewayServer]:
     log_file = tmp_path_factory.mktemp("family-gw") / "gateway.log"
-    server = start_gateway(family_triton, log_file, CLIP_VERSION_ID=FAMILIES[0].version,
-                           PERCEPTION_ENCODER_VERSION_ID=PE_CORE, GATEWAY_TEXT_CACHE_SIZE="0")
+    server = start_gateway(
+        family_triton,
+        log_file,
+        CLIP_VERSION_ID=FAMILIES[0].version,
+        PERCEPTION_ENCODER_VERSION_ID=PE_CORE,
+        GATEWAY_TEXT_CACHE_SIZE="0",
+    )
     try:
         yield server
     finally:

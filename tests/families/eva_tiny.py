@@ -21,9 +21,19 @@ if not is_model(NAME):
     @register_model
     def eva02_tiny_patch16_clip_224(pretrained: bool = False, **kwargs):  # noqa: ANN201, ANN003
         model_args = dict(
-            img_size=224, patch_size=16, embed_dim=192, depth=2, num_heads=3, qkv_fused=False,
-            mlp_ratio=4 * 2 / 3, swiglu_mlp=True, scale_mlp=True, scale_attn_inner=True,
-            use_rot_pos_emb=True, ref_feat_shape=(16, 16), global_pool=kwargs.pop("global_pool", "token"),
+            img_size=224,
+            patch_size=16,
+            embed_dim=192,
+            depth=2,
+            num_heads=3,
+            qkv_fused=False,
+            mlp_ratio=4 * 2 / 3,
+            swiglu_mlp=True,
+            scale_mlp=True,
+            scale_attn_inner=True,
+            use_rot_pos_emb=True,
+            ref_feat_shape=(16, 16),
+            global_pool=kwargs.pop("global_pool", "token"),
         )
         return _create_eva(NAME, pretrained=pretrained, **dict(model_args, **kwargs))
 

@@ -12,8 +12,15 @@ from tests.integration.test_export import config, export
 
 def test_unservable_family_fails_with_the_reason(tmp_path: Path) -> None:
     """CoCa's text tower appends a class token and returns token features: refused, nothing written."""
-    result = export(tmp_path / "repo", "--versions", "coca-tiny", "--model-config", str(FIXTURES / "coca-tiny.json"),
-                    "--pretrained", "none")
+    result = export(
+        tmp_path / "repo",
+        "--versions",
+        "coca-tiny",
+        "--model-config",
+        str(FIXTURES / "coca-tiny.json"),
+        "--pretrained",
+        "none",
+    )
     out = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0
     assert "coca-tiny" in out and "not supported" in out
@@ -67,11 +74,14 @@ def _register_tiny_eva() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("version", "text_dims", "context", "buckets", "size"), [
-    ("MobileCLIP2-S0", [77], "77", "77", 256),         # non-causal: full context only
-    ("PE-Core-T-16-384", [-1], "32", "16,32", 384),    # causal, 32 tokens: sliced, verified at 16
-    ("EVA02-B-16", [-1], "77", "16,32,77", 224),       # timm EVA-CLIP tower (rotary, SwiGLU), ~20 s
-])
+@pytest.mark.parametrize(
+    ("version", "text_dims", "context", "buckets", "size"),
+    [
+        ("MobileCLIP2-S0", [77], "77", "77", 256),  # non-causal: full context only
+        ("PE-Core-T-16-384", [-1], "32", "16,32", 384),  # causal, 32 tokens: sliced, verified at 16
+        ("EVA02-B-16", [-1], "77", "16,32,77", 224),  # timm EVA-CLIP tower (rotary, SwiGLU), ~20 s
+    ],
+)
 def test_real_family_architecture_exports(tmp_path: Path, version, text_dims, context, buckets, size) -> None:
     """The real open_clip architecture (random weights) scripts/traces and matches eager open_clip in export."""
     repo = tmp_path / "repo"

@@ -133,8 +133,10 @@ def test_served_text_embeddings_match_eager_open_clip(version, client, eager) ->
 def test_served_image_embeddings_match_eager_open_clip(version, client, eager) -> None:
     model, transform, _ = eager[version]
     path, field = route(version, "embed_image")
-    payload = {"image": [{"type": "base64", "value": pybase64.b64encode(d).decode()} for d in IMAGES.values()],
-               field: version}
+    payload = {
+        "image": [{"type": "base64", "value": pybase64.b64encode(d).decode()} for d in IMAGES.values()],
+        field: version,
+    }
     r = client.post(path, json=payload)
     assert r.status_code == 200, r.text
     with torch.inference_mode():
@@ -164,8 +166,9 @@ def test_gateway_tensor_is_the_familys_transform(version, served, family_open_cl
         return  # CLIP's own preprocessing (EVA): the default transform is the right one
     default = family_open_clip.image_transform(size, is_train=False)
     wrong = (Compose(default.transforms[:-1])(opened(IMAGES["rocket-427x640"])) * 255).round().to(torch.uint8).numpy()
-    assert not np.array_equal(image_to_tensor(IMAGES["rocket-427x640"], served[version].preprocess,
-                                              max_pixels=40_000_000), wrong)
+    assert not np.array_equal(
+        image_to_tensor(IMAGES["rocket-427x640"], served[version].preprocess, max_pixels=40_000_000), wrong
+    )
 
 
 @pytest.mark.parametrize("version", NON_CAUSAL)
@@ -193,8 +196,10 @@ def test_eva_rotary_embeddings_matter(client, eager) -> None:
         want, wrong = model.encode_image(pixels).float().numpy(), no_rope.encode_image(pixels).float().numpy()
     worst = min(compare_rows(w, x)[0] for w, x in zip(wrong, want, strict=True))
     assert worst < 0.9999, f"dropping rotary embeddings does not change this tower (cos {worst:.6f})"
-    payload = {"image": [{"type": "base64", "value": pybase64.b64encode(d).decode()} for d in IMAGES.values()],
-               "clip_version_id": EVA}
+    payload = {
+        "image": [{"type": "base64", "value": pybase64.b64encode(d).decode()} for d in IMAGES.values()],
+        "clip_version_id": EVA,
+    }
     r = client.post("/clip/embed_image", json=payload)
     assert r.status_code == 200, r.text
     got = np.asarray(r.json()["embeddings"])

@@ -85,8 +85,11 @@ def test_sdk_text_embeddings(version, sdk_client, eager) -> None:
 
 
 def test_compare_in_upstreams_shape(raw, eager) -> None:
-    body = {"subject": b64(CHELSEA), "prompt": {"cat": "a cat", "dog": "a dog"},
-            "perception_encoder_version_id": PE_CORE}
+    body = {
+        "subject": b64(CHELSEA),
+        "prompt": {"cat": "a cat", "dog": "a dog"},
+        "perception_encoder_version_id": PE_CORE,
+    }
     r = raw.post("/perception_encoder/compare", json=body)
     assert r.status_code == 200, r.text
     out = r.json()
@@ -97,19 +100,38 @@ def test_compare_in_upstreams_shape(raw, eager) -> None:
         assert abs(out["similarity"][key] - want) < 1e-5
 
 
-@pytest.mark.parametrize(("path", "body", "status", "needle"), [
-    ("/perception_encoder/embed_text", {"text": "x", "perception_encoder_version_id": "PE-Core-Z9"}, 404,
-     f"Perception Encoder version 'PE-Core-Z9' is not served here. Served versions: {PE_CORE}."),
-    ("/perception_encoder/embed_text", {"text": "x", "perception_encoder_version_id": CLIP_FAMILY}, 404,
-     "Served versions: PE-Core-tiny-16-384."),
-    ("/clip/embed_text", {"text": "x", "clip_version_id": PE_CORE}, 404, "CLIP version 'PE-Core-tiny-16-384'"),
-    ("/perception_encoder/embed_image", {"image": [b64(CHELSEA)] * 9}, 400, "is 8"),
-    ("/perception_encoder/embed_image", {"image": {"type": "base64", "value": "not an image"}}, 400,
-     "Could not load input image"),
-    ("/perception_encoder/embed_text", {"text": "word " * 40}, 400, "Text input is too long"),
-    ("/perception_encoder/compare", {"subject": b64(CHELSEA), "prompt": "x", "prompt_type": "audio"}, 400,
-     "prompt_type must be"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "status", "needle"),
+    [
+        (
+            "/perception_encoder/embed_text",
+            {"text": "x", "perception_encoder_version_id": "PE-Core-Z9"},
+            404,
+            f"Perception Encoder version 'PE-Core-Z9' is not served here. Served versions: {PE_CORE}.",
+        ),
+        (
+            "/perception_encoder/embed_text",
+            {"text": "x", "perception_encoder_version_id": CLIP_FAMILY},
+            404,
+            "Served versions: PE-Core-tiny-16-384.",
+        ),
+        ("/clip/embed_text", {"text": "x", "clip_version_id": PE_CORE}, 404, "CLIP version 'PE-Core-tiny-16-384'"),
+        ("/perception_encoder/embed_image", {"image": [b64(CHELSEA)] * 9}, 400, "is 8"),
+        (
+            "/perception_encoder/embed_image",
+            {"image": {"type": "base64", "value": "not an image"}},
+            400,
+            "Could not load input image",
+        ),
+        ("/perception_encoder/embed_text", {"text": "word " * 40}, 400, "Text input is too long"),
+        (
+            "/perception_encoder/compare",
+            {"subject": b64(CHELSEA), "prompt": "x", "prompt_type": "audio"},
+            400,
+            "prompt_type must be",
+        ),
+    ],
+)
 def test_errors_have_the_clip_routes_shapes(raw, path, body, status, needle) -> None:
     r = raw.post(path, json=body)
     assert r.status_code == status, r.text

@@ -72,8 +72,7 @@ def float_tiff_with_nan() -> bytes:
     return out.getvalue()
 
 
-SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
-       b'<rect width="10" height="10" fill="red"/></svg>')
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="red"/></svg>'
 
 
 def b64(data: bytes) -> str:
@@ -84,8 +83,13 @@ def image(data: bytes) -> dict[str, str]:
     return {"type": "base64", "value": b64(data)}
 
 
-def raw_http(port: int, head: bytes, body_parts: list[bytes] | tuple[bytes, ...] = (), timeout_s: float = 10.0,
-             pause_s: float = 0.0) -> tuple[int, dict[str, str], bytes]:
+def raw_http(
+    port: int,
+    head: bytes,
+    body_parts: list[bytes] | tuple[bytes, ...] = (),
+    timeout_s: float = 10.0,
+    pause_s: float = 0.0,
+) -> tuple[int, dict[str, str], bytes]:
     """Send raw bytes (for requests a client library won't build) and parse one response.
 
     Returns (status, lower-cased headers, body). Write errors after the server has answered

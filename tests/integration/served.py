@@ -15,12 +15,14 @@ import numpy as np
 from tests.conftest import ROOT, GatewayServer, TritonEndpoints, free_port, start_gateway, stop_process
 
 
-def export(repo: Path, *args: str, env: dict[str, str] | None = None,
-           timeout: int = 600) -> subprocess.CompletedProcess:
+def export(
+    repo: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
     """The exporter as a user runs it (a subprocess, its own environment)."""
     cmd = [sys.executable, "-m", "triton_clip.cli", "--repository", str(repo), *args]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, check=False)
+    return subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, check=False
+    )
 
 
 @contextmanager
@@ -35,8 +37,9 @@ def serving(repo: Path, logs: Path, default_version: str) -> Iterator[tuple[Trit
     gateway = None
     try:
         server.wait_ready(300)
-        triton = TritonEndpoints(server, f"127.0.0.1:{opts.http_port}", f"127.0.0.1:{opts.grpc_port}",
-                                 logs / "tritonserver.log")
+        triton = TritonEndpoints(
+            server, f"127.0.0.1:{opts.http_port}", f"127.0.0.1:{opts.grpc_port}", logs / "tritonserver.log"
+        )
         gateway = start_gateway(triton, logs / "gateway.log", CLIP_VERSION_ID=default_version)
         yield triton, gateway
     finally:

@@ -44,8 +44,13 @@ def keyed(triton, tmp_path_factory) -> Iterator[GatewayServer]:
     folder = tmp_path_factory.mktemp("auth")
     key_file = folder / "keys.txt"
     key_file.write_text(f"\n  {FILE_KEY}  \n\n")
-    server = start_production_like(triton, folder / "gateway.log", GATEWAY_API_KEYS=",".join(ENV_KEYS),
-                                   GATEWAY_API_KEYS_FILE=str(key_file), GATEWAY_LOG_LEVEL="DEBUG")
+    server = start_production_like(
+        triton,
+        folder / "gateway.log",
+        GATEWAY_API_KEYS=",".join(ENV_KEYS),
+        GATEWAY_API_KEYS_FILE=str(key_file),
+        GATEWAY_LOG_LEVEL="DEBUG",
+    )
     try:
         yield server
     finally:
@@ -107,11 +112,13 @@ def test_key_is_compared_exactly(client: httpx.Client) -> None:
 
 
 def test_scheme_must_be_bearer(client: httpx.Client) -> None:
-    response = client.post("/clip/embed_text", json=BODIES["/clip/embed_text"],
-                           headers={"Authorization": f"Basic {ENV_KEYS[0]}"})
+    response = client.post(
+        "/clip/embed_text", json=BODIES["/clip/embed_text"], headers={"Authorization": f"Basic {ENV_KEYS[0]}"}
+    )
     assert_unauthorized(response)
-    response = client.post("/clip/embed_text", json=BODIES["/clip/embed_text"],
-                           headers={"Authorization": f"bearer {ENV_KEYS[0]}"})
+    response = client.post(
+        "/clip/embed_text", json=BODIES["/clip/embed_text"], headers={"Authorization": f"bearer {ENV_KEYS[0]}"}
+    )
     assert response.status_code == 200  # the scheme name is case-insensitive (RFC 9110)
 
 
@@ -119,14 +126,32 @@ def test_upstream_precedence_query_then_header_then_body(client: httpx.Client) -
     """The first key present is the one checked: a right key further down does not rescue a wrong one."""
     route, body = "/clip/embed_text", BODIES["/clip/embed_text"]
     right = ENV_KEYS[0]
-    assert_unauthorized(client.post(route, params={"api_key": WRONG_KEY}, json={**body, "api_key": right},
-                                    headers={"Authorization": f"Bearer {right}"}))
-    assert client.post(route, params={"api_key": right}, json={**body, "api_key": WRONG_KEY},
-                       headers={"Authorization": f"Bearer {WRONG_KEY}"}).status_code == 200
-    assert_unauthorized(client.post(route, json={**body, "api_key": right},
-                                    headers={"Authorization": f"Bearer {WRONG_KEY}"}))
-    assert client.post(route, json={**body, "api_key": WRONG_KEY},
-                       headers={"Authorization": f"Bearer {right}"}).status_code == 200
+    assert_unauthorized(
+        client.post(
+            route,
+            params={"api_key": WRONG_KEY},
+            json={**body, "api_key": right},
+            headers={"Authorization": f"Bearer {right}"},
+        )
+    )
+    assert (
+        client.post(
+            route,
+            params={"api_key": right},
+            json={**body, "api_key": WRONG_KEY},
+            headers={"Authorization": f"Bearer {WRONG_KEY}"},
+        ).status_code
+        == 200
+    )
+    assert_unauthorized(
+        client.post(route, json={**body, "api_key": right}, headers={"Authorization": f"Bearer {WRONG_KEY}"})
+    )
+    assert (
+        client.post(
+            route, json={**body, "api_key": WRONG_KEY}, headers={"Authorization": f"Bearer {right}"}
+        ).status_code
+        == 200
+    )
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readiness"])

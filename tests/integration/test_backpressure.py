@@ -80,9 +80,15 @@ def slow_server() -> Iterator[SlowImageServer]:
 @pytest.fixture(scope="module")
 def limited(triton, tmp_path_factory) -> Iterator[GatewayServer]:
     log = tmp_path_factory.mktemp("backpressure") / "gateway.log"
-    server = start_gateway(triton, log, GATEWAY_MAX_INFLIGHT="1", ALLOW_NON_HTTPS_URL_INPUT="true",
-                           ALLOW_URL_INPUT_WITHOUT_FQDN="true", ALLOW_URL_TO_NON_GLOBAL_ADDRESSES="true",
-                           GATEWAY_URL_TOTAL_TIMEOUT_S="30")
+    server = start_gateway(
+        triton,
+        log,
+        GATEWAY_MAX_INFLIGHT="1",
+        ALLOW_NON_HTTPS_URL_INPUT="true",
+        ALLOW_URL_INPUT_WITHOUT_FQDN="true",
+        ALLOW_URL_TO_NON_GLOBAL_ADDRESSES="true",
+        GATEWAY_URL_TOTAL_TIMEOUT_S="30",
+    )
     try:
         yield server
     finally:
@@ -120,17 +126,21 @@ def test_burst_past_the_inflight_limit_gets_fast_429s(limited: GatewayServer) ->
     assert set(statuses) <= {200, 429}, statuses
     ok = [e for s, e, _ in results if s == 200]
     refused = [(e, ra) for s, e, ra in results if s == 429]
-    print(f"burst: {len(ok)} x 200 in {min(ok):.2f}-{max(ok):.2f}s, "
-          f"{len(refused)} x 429 in {min((e for e, _ in refused), default=0):.3f}-"
-          f"{max((e for e, _ in refused), default=0):.3f}s")
+    print(
+        f"burst: {len(ok)} x 200 in {min(ok):.2f}-{max(ok):.2f}s, "
+        f"{len(refused)} x 429 in {min((e for e, _ in refused), default=0):.3f}-"
+        f"{max((e for e, _ in refused), default=0):.3f}s"
+    )
     assert ok and refused, statuses
     assert all(ra is not None and int(ra) >= 1 for _, ra in refused)
     assert max(e for e, _ in refused) < min(ok), (refused, ok)  # refused at the door, not after queueing
     assert statistics.median(e for e, _ in refused) < 0.5
     assert _metric(limited.base_url, 'clip_gateway_rejected_total{reason="inflight"}') >= len(refused)
     # and the gateway is fine afterwards
-    assert httpx.post(f"{limited.base_url}/clip/embed_image", json={"image": image(png_bytes())},
-                      timeout=30).status_code == 200
+    assert (
+        httpx.post(f"{limited.base_url}/clip/embed_image", json={"image": image(png_bytes())}, timeout=30).status_code
+        == 200
+    )
 
 
 def test_client_disconnect_cancels_the_work(limited: GatewayServer, slow_server: SlowImageServer) -> None:
@@ -139,8 +149,10 @@ def test_client_disconnect_cancels_the_work(limited: GatewayServer, slow_server:
     slow_server.hung_up_at = None
     url = f"http://127.0.0.1:{slow_server.server_address[1]}/image.png"
     payload = ('{"image": {"type": "url", "value": "%s"}}' % url).encode()
-    head = (f"POST /clip/embed_image HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\n\r\n").encode()
+    head = (
+        f"POST /clip/embed_image HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    ).encode()
     port = urlsplit(limited.base_url).port
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     try:

@@ -77,7 +77,8 @@ async def burst(base_url: str, path: str, payloads: list[dict]) -> list[RawRespo
         body = json.dumps(payload).encode()
         requests.append(
             f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
         )
     for (_, writer), request in zip(conns, requests, strict=True):
         writer.write(request)

@@ -187,14 +187,12 @@ def test_dict_with_only_one_of_type_and_value_is_named_prompts(client):
     for prompt in ({"type": TEXTS[0], "other": TEXTS[1]}, {"value": TEXTS[0], "other": TEXTS[1]}):
         sim = compare(client, subject=IMAGES[0], prompt=prompt)
         assert list(sim) == list(prompt)
-        np.testing.assert_allclose(list(sim.values()), compare(client, subject=IMAGES[0], prompt=TEXTS[:2]),
-                                   atol=1e-6)
+        np.testing.assert_allclose(list(sim.values()), compare(client, subject=IMAGES[0], prompt=TEXTS[:2]), atol=1e-6)
 
 
 def test_dict_with_type_and_value_is_an_image_even_for_text_prompts(client):
     """Upstream's rule does not look at prompt_type: such a dict is one image, so a text prompt is refused."""
-    body = error(client.post("/clip/compare", json={"subject": IMAGES[0], "prompt": {"type": "a", "value": "b"}}),
-                 400)
+    body = error(client.post("/clip/compare", json={"subject": IMAGES[0], "prompt": {"type": "a", "value": "b"}}), 400)
     assert set(body) == {"message"}
 
 
@@ -210,8 +208,9 @@ def test_dict_of_named_image_prompts(client):
 def test_bare_base64_strings_where_images_are_expected(client):
     """Upstream infers the type of a bare string subject/prompt when its *_type is "image"."""
     want = compare(client, subject=IMAGES[0], prompt=[IMAGES[1], IMAGES[2]], prompt_type="image")
-    got = compare(client, subject=IMAGES[0]["value"], prompt=[IMAGES[1]["value"], IMAGES[2]["value"]],
-                  prompt_type="image")
+    got = compare(
+        client, subject=IMAGES[0]["value"], prompt=[IMAGES[1]["value"], IMAGES[2]["value"]], prompt_type="image"
+    )
     np.testing.assert_allclose(got, want, atol=1e-6)
 
 
@@ -225,9 +224,17 @@ def test_data_uri_prefix_and_case_insensitive_type(client):
 
 
 def test_unknown_fields_and_upstream_base_fields_ignored(client):
-    extra = {"id": "abc", "model_id": "clip/ViT-B-16", "usage_billable": False, "start": 1.5, "source": "x",
-             "source_info": "y", "disable_model_monitoring": True, "no_such_field": {"nested": [1, 2]},
-             "api_key": None}
+    extra = {
+        "id": "abc",
+        "model_id": "clip/ViT-B-16",
+        "usage_billable": False,
+        "start": 1.5,
+        "source": "x",
+        "source_info": "y",
+        "disable_model_monitoring": True,
+        "no_such_field": {"nested": [1, 2]},
+        "api_key": None,
+    }
     np.testing.assert_allclose(embed_texts(client, TEXTS[0], **extra), embed_texts(client, TEXTS[0]), atol=1e-6)
     image = {**IMAGES[0], "unknown": 1}
     np.testing.assert_allclose(embed_images(client, image, **extra), embed_images(client, IMAGES[0]), atol=1e-6)
@@ -268,8 +275,12 @@ def _detail(body: dict) -> list:
 
 @pytest.mark.parametrize(
     ("path", "payload", "missing"),
-    [("/clip/embed_image", {}, "image"), ("/clip/embed_text", {"clip_version_id": TINY}, "text"),
-     ("/clip/compare", {"prompt": "a"}, "subject"), ("/clip/compare", {"subject": "a"}, "prompt")],
+    [
+        ("/clip/embed_image", {}, "image"),
+        ("/clip/embed_text", {"clip_version_id": TINY}, "text"),
+        ("/clip/compare", {"prompt": "a"}, "subject"),
+        ("/clip/compare", {"subject": "a"}, "prompt"),
+    ],
 )
 def test_422_missing_field(client, path, payload, missing):
     detail = _detail(error(client.post(path, json=payload), 422))
@@ -335,8 +346,9 @@ def test_400_numpy_refused(client):
         body = error(client.post("/clip/embed_image", json={"image": {"type": kind, "value": payload}}), 400)
         assert body["message"].startswith(LOAD)
         assert "numpy" in body["message"].lower()
-    body = error(client.post("/clip/compare", json={"subject": {"type": "numpy", "value": payload},
-                                                     "prompt": "a"}), 400)
+    body = error(
+        client.post("/clip/compare", json={"subject": {"type": "numpy", "value": payload}, "prompt": "a"}), 400
+    )
     assert body["message"].startswith(LOAD)
 
 
@@ -351,8 +363,13 @@ def test_400_more_than_8_prompts(client):
     for prompt in ([f"p{i}" for i in range(9)], {f"k{i}": f"p{i}" for i in range(9)}):
         body = error(client.post("/clip/compare", json={"subject": IMAGES[0], "prompt": prompt}), 400)
         assert "8" in body["message"] and "prompts" in body["message"]
-    body = error(client.post("/clip/compare", json={"subject": TEXTS[0], "subject_type": "text",
-                                                     "prompt": [IMAGES[0]] * 9, "prompt_type": "image"}), 400)
+    body = error(
+        client.post(
+            "/clip/compare",
+            json={"subject": TEXTS[0], "subject_type": "text", "prompt": [IMAGES[0]] * 9, "prompt_type": "image"},
+        ),
+        400,
+    )
     assert "8" in body["message"]
 
 
@@ -379,8 +396,11 @@ def test_truncate_extension(client):
 
 
 def test_404_unknown_version_names_the_served_ones(client):
-    for path, payload in [("/clip/embed_text", {"text": "a"}), ("/clip/embed_image", {"image": IMAGES[0]}),
-                          ("/clip/compare", {"subject": IMAGES[0], "prompt": "a"})]:
+    for path, payload in [
+        ("/clip/embed_text", {"text": "a"}),
+        ("/clip/embed_image", {"image": IMAGES[0]}),
+        ("/clip/compare", {"subject": IMAGES[0], "prompt": "a"}),
+    ]:
         body = error(client.post(path, json={**payload, "clip_version_id": "ViT-H-99"}), 404)
         assert set(body) == {"message"}
         assert "ViT-H-99" in body["message"] and TINY in body["message"]
@@ -397,8 +417,7 @@ def test_400_bad_subject_or_prompt_type(client, payload):
 
 
 def test_400_image_object_where_text_is_expected(client):
-    body = error(client.post("/clip/compare", json={"subject": IMAGES[0], "subject_type": "text",
-                                                     "prompt": "a"}), 400)
+    body = error(client.post("/clip/compare", json={"subject": IMAGES[0], "subject_type": "text", "prompt": "a"}), 400)
     assert set(body) == {"message"}
 
 

@@ -59,8 +59,9 @@ def files() -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def encoded_gateway(triton, tmp_path_factory):
-    server = start_gateway(triton, tmp_path_factory.mktemp("gw-encoded") / "gateway.log",
-                           GATEWAY_IMAGE_TRANSPORT="encoded")
+    server = start_gateway(
+        triton, tmp_path_factory.mktemp("gw-encoded") / "gateway.log", GATEWAY_IMAGE_TRANSPORT="encoded"
+    )
     try:
         yield server
     finally:

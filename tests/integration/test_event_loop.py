@@ -75,8 +75,10 @@ def healthz_latencies(client: httpx.Client, until, every_s: float = SAMPLE_EVERY
 
 
 def test_healthz_stays_fast_while_big_images_are_embedded(gateway, big_images, decode_seconds):
-    bodies = {fmt: json.dumps({"image": {"type": "base64", "value": pybase64.b64encode(data).decode()}}).encode()
-              for fmt, data in big_images.items()}
+    bodies = {
+        fmt: json.dumps({"image": {"type": "base64", "value": pybase64.b64encode(data).decode()}}).encode()
+        for fmt, data in big_images.items()
+    }
     decode_s = decode_seconds["PNG"]  # the load below is PNGs: a blocked loop waits for these decodes
     assert decode_s > 2 * P50_BOUND_S, f"images decode in {decode_s * 1e3:.0f} ms: too small to tell a blocked loop"
 
@@ -100,8 +102,9 @@ def test_healthz_stays_fast_while_big_images_are_embedded(gateway, big_images, d
                     with lock:
                         in_flight[0] += 1
                     try:
-                        r = c.post("/clip/embed_image", content=bodies["PNG"],
-                                   headers={"content-type": "application/json"})
+                        r = c.post(
+                            "/clip/embed_image", content=bodies["PNG"], headers={"content-type": "application/json"}
+                        )
                     finally:
                         with lock:
                             in_flight[0] -= 1

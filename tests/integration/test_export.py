@@ -22,8 +22,9 @@ def config(repo: Path, name: str) -> model_config_pb2.ModelConfig:
 
 
 def test_help_lists_versions() -> None:
-    result = subprocess.run([sys.executable, "-m", "triton_clip.cli", "--help"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "triton_clip.cli", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0
     assert "ViT-L-14-336px" in result.stdout and "--pretrained" in result.stdout
 
@@ -37,8 +38,7 @@ def test_unknown_model_fails_clearly(tmp_path: Path) -> None:
 
 def test_unreachable_download_names_both_alternatives(tmp_path: Path) -> None:
     # No model hub here: offline mode makes the hub fail at once, as a dead network does slowly.
-    result = export(tmp_path / "repo", "--versions", "ViT-B-32", "--pretrained", "openai",
-                    env={"HF_HUB_OFFLINE": "1"})
+    result = export(tmp_path / "repo", "--versions", "ViT-B-32", "--pretrained", "openai", env={"HF_HUB_OFFLINE": "1"})
     out = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0
     assert "could not load pretrained weights 'openai'" in out
@@ -75,21 +75,51 @@ def test_failure_while_writing_leaves_no_model_folder(tmp_path: Path, open_clip_
 
 def test_gpu_target_refuses_a_torch_newer_than_tritons_libtorch(tmp_path: Path) -> None:
     # This venv's torch (2.14) is newer than the libtorch 2.5 of the default Triton image (24.10).
-    result = export(tmp_path / "gpu", "--versions", "clip-tiny", "--model-config", str(TINY_CONFIG),
-                    "--pretrained", "none", "--target", "gpu")
+    result = export(
+        tmp_path / "gpu",
+        "--versions",
+        "clip-tiny",
+        "--model-config",
+        str(TINY_CONFIG),
+        "--pretrained",
+        "none",
+        "--target",
+        "gpu",
+    )
     out = " ".join((result.stdout + result.stderr).split())
     assert result.returncode == 2 and "may not load" in out and "--allow-newer-torch" in out
     assert not (tmp_path / "gpu").exists()
-    unknown = export(tmp_path / "gpu", "--versions", "clip-tiny", "--model-config", str(TINY_CONFIG),
-                     "--pretrained", "none", "--target", "gpu",
-                     "--triton-image", "nvcr.io/nvidia/tritonserver:99.01-py3")
+    unknown = export(
+        tmp_path / "gpu",
+        "--versions",
+        "clip-tiny",
+        "--model-config",
+        str(TINY_CONFIG),
+        "--pretrained",
+        "none",
+        "--target",
+        "gpu",
+        "--triton-image",
+        "nvcr.io/nvidia/tritonserver:99.01-py3",
+    )
     assert unknown.returncode == 2 and "not in triton_clip/compat.py" in unknown.stderr
 
 
 def test_gpu_target_fp16_writes_libtorch_configs(tmp_path: Path) -> None:
     repo = tmp_path / "gpu"
-    result = export(repo, "--versions", "clip-tiny", "--model-config", str(TINY_CONFIG), "--pretrained", "none",
-                    "--target", "gpu", "--fp16", "--allow-newer-torch")
+    result = export(
+        repo,
+        "--versions",
+        "clip-tiny",
+        "--model-config",
+        str(TINY_CONFIG),
+        "--pretrained",
+        "none",
+        "--target",
+        "gpu",
+        "--fp16",
+        "--allow-newer-torch",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ("clip-clip-tiny-image", "clip-clip-tiny-text"):
         cfg = config(repo, name)
@@ -102,6 +132,17 @@ def test_gpu_target_fp16_writes_libtorch_configs(tmp_path: Path) -> None:
     image = config(repo, "clip-clip-tiny-image")
     assert sorted({w.batch_size for w in image.model_warmup}) == [1, 2, 4, 8, 16, 32, 64, 128, 256]
     # Export is a cache: the same request again re-exports nothing.
-    again = export(repo, "--versions", "clip-tiny", "--model-config", str(TINY_CONFIG), "--pretrained", "none",
-                   "--target", "gpu", "--fp16", "--allow-newer-torch")
+    again = export(
+        repo,
+        "--versions",
+        "clip-tiny",
+        "--model-config",
+        str(TINY_CONFIG),
+        "--pretrained",
+        "none",
+        "--target",
+        "gpu",
+        "--fp16",
+        "--allow-newer-torch",
+    )
     assert again.returncode == 0 and "up to date" in again.stdout

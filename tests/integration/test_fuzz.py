@@ -37,8 +37,14 @@ def test_schema_fuzzing_never_gives_5xx(gateway) -> None:
         operation = schema[route]["POST"]
         for mode, examples in PLAN:
 
-            @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                      phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=examples,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                phases=[Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
             @given(case=operation.as_strategy(mode))
             def exercise(case: schemathesis.Case) -> None:
                 t0 = time.monotonic()
@@ -48,8 +54,10 @@ def test_schema_fuzzing_never_gives_5xx(gateway) -> None:
                 content_type = response.headers.get("content-type", [""])
                 content_type = content_type[0] if isinstance(content_type, list) else content_type
                 if response.status_code >= 500 or not content_type.startswith("application/json"):
-                    failures.append(f"{route} {mode.name} -> {response.status_code} {content_type}: "
-                                    f"body={case.body!r:.300} query={case.query} reply={response.text[:200]}")
+                    failures.append(
+                        f"{route} {mode.name} -> {response.status_code} {content_type}: "
+                        f"body={case.body!r:.300} query={case.query} reply={response.text[:200]}"
+                    )
                 assert elapsed < REQUEST_TIMEOUT_S
 
             exercise()

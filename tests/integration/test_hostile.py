@@ -88,8 +88,13 @@ CASES = [
     Case("trailing-garbage", T, b'{"text": "a"} xyz', 422),
     Case("content-type-text-plain", T, b'{"text": "a"}', 422, headers={"content-type": "text/plain"}),
     Case("content-type-form", I, b"image=abc", 422, headers={"content-type": "application/x-www-form-urlencoded"}),
-    Case("content-type-multipart", C, b"--x\r\n\r\n--x--\r\n", 422,
-         headers={"content-type": "multipart/form-data; boundary=x"}),
+    Case(
+        "content-type-multipart",
+        C,
+        b"--x\r\n\r\n--x--\r\n",
+        422,
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    ),
     Case("oversized-by-content-length", I, b"", 413, "larger than", raw="content-length"),
     Case("oversized-chunked", T, b"", 413, "larger than", raw="chunked"),
     # --- embed_image: schema ---------------------------------------------------------------------
@@ -123,8 +128,7 @@ CASES = [
     Case("svg-xml-data-uri", I, {"image": img("data:image/svg+xml;base64," + b64(SVG))}, 400, IMAGE_ERROR),
     Case("svg-data-uri", I, {"image": img("data:image/svg;base64," + b64(SVG))}, 400, "Data is not image"),
     Case("png-header-100000x100000", I, {"image": image(png_claiming(100_000, 100_000))}, 400, "too many pixels"),
-    Case("png-30000x30000-with-data", I, {"image": image(png_claiming(30_000, 30_000, True))}, 400,
-         "too many pixels"),
+    Case("png-30000x30000-with-data", I, {"image": image(png_claiming(30_000, 30_000, True))}, 400, "too many pixels"),
     Case("gif-header-65535x65535", I, {"image": image(gif_claiming(65_535, 65_535))}, 400, "too many pixels"),
     Case("bmp-header-100000x100000", I, {"image": image(bmp_claiming(100_000, 100_000))}, 400, IMAGE_ERROR),
     Case("bmp-negative-size", I, {"image": image(bmp_claiming(-5, -5))}, 400, IMAGE_ERROR),
@@ -143,8 +147,9 @@ CASES = [
     Case("url-empty", I, {"image": img("", "url")}, 400, IMAGE_ERROR),
     Case("url-no-host", I, {"image": img("https:///a.png", "url")}, 400, IMAGE_ERROR),
     Case("url-with-space", I, {"image": img("https://exa mple.com/a.png", "url")}, 400, IMAGE_ERROR),
-    Case("one-bad-image-in-list", I, {"image": [image(GOOD_PNG), img("abc"), image(GOOD_PNG)]}, 400,
-         "image at index 1"),
+    Case(
+        "one-bad-image-in-list", I, {"image": [image(GOOD_PNG), img("abc"), image(GOOD_PNG)]}, 400, "image at index 1"
+    ),
     # --- embed_text -----------------------------------------------------------------------------
     Case("text-missing", T, {"clip_version_id": None}, 422),
     Case("text-null", T, {"text": None}, 422),
@@ -168,29 +173,73 @@ CASES = [
     Case("compare-prompt-mixed-list", C, {"subject": image(GOOD_PNG), "prompt": ["a", image(GOOD_PNG)]}, 422),
     Case("compare-named-prompt-int", C, {"subject": image(GOOD_PNG), "prompt": {"cat": 1}}, 422),
     Case("compare-subject-type-number", C, {"subject": image(GOOD_PNG), "prompt": "a", "subject_type": 1}, 422),
-    Case("compare-subject-type-video", C, {"subject": image(GOOD_PNG), "prompt": "a", "subject_type": "video"},
-         400, "subject_type"),
-    Case("compare-prompt-type-audio", C, {"subject": image(GOOD_PNG), "prompt": "a", "prompt_type": "audio"},
-         400, "prompt_type"),
+    Case(
+        "compare-subject-type-video",
+        C,
+        {"subject": image(GOOD_PNG), "prompt": "a", "subject_type": "video"},
+        400,
+        "subject_type",
+    ),
+    Case(
+        "compare-prompt-type-audio",
+        C,
+        {"subject": image(GOOD_PNG), "prompt": "a", "prompt_type": "audio"},
+        400,
+        "prompt_type",
+    ),
     Case("compare-empty-prompt-list", C, {"subject": image(GOOD_PNG), "prompt": []}, 400),
     Case("compare-empty-named-prompts", C, {"subject": image(GOOD_PNG), "prompt": {}}, 400),
-    Case("compare-nine-prompts", C, {"subject": image(GOOD_PNG), "prompt": [f"p{i}" for i in range(9)]}, 400,
-         "at once is 8"),
-    Case("compare-text-subject-is-image", C, {"subject": image(GOOD_PNG), "subject_type": "text", "prompt": "a"},
-         400, "must be strings"),
-    Case("compare-image-prompts-garbage", C, {"subject": image(GOOD_PNG), "prompt": ["zz", "yy"],
-                                              "prompt_type": "image"}, 400, IMAGE_ERROR),
-    Case("compare-image-prompt-http-url", C, {"subject": image(GOOD_PNG), "prompt": "http://example.com/a.png",
-                                              "prompt_type": "image"}, 400, "non https"),
+    Case(
+        "compare-nine-prompts",
+        C,
+        {"subject": image(GOOD_PNG), "prompt": [f"p{i}" for i in range(9)]},
+        400,
+        "at once is 8",
+    ),
+    Case(
+        "compare-text-subject-is-image",
+        C,
+        {"subject": image(GOOD_PNG), "subject_type": "text", "prompt": "a"},
+        400,
+        "must be strings",
+    ),
+    Case(
+        "compare-image-prompts-garbage",
+        C,
+        {"subject": image(GOOD_PNG), "prompt": ["zz", "yy"], "prompt_type": "image"},
+        400,
+        IMAGE_ERROR,
+    ),
+    Case(
+        "compare-image-prompt-http-url",
+        C,
+        {"subject": image(GOOD_PNG), "prompt": "http://example.com/a.png", "prompt_type": "image"},
+        400,
+        "non https",
+    ),
     Case("compare-subject-numpy", C, {"subject": img("gASV", "numpy"), "prompt": "a"}, 400, "pickle"),
     Case("compare-subject-garbage-string", C, {"subject": "not an image", "prompt": "a"}, 400, IMAGE_ERROR),
-    Case("compare-named-image-prompt-bad", C, {"subject": image(GOOD_PNG), "prompt_type": "image",
-                                               "prompt": {"ok": image(GOOD_PNG), "bad": img("abc")}}, 400,
-         IMAGE_ERROR),
-    Case("compare-text-prompt-over-4096", C, {"subject": image(GOOD_PNG), "prompt": ["a", "y" * 5000]}, 400,
-         "limit is 4096"),
-    Case("compare-text-subject-over-context", C, {"subject": LONG_TEXT, "subject_type": "text", "prompt": "a"},
-         400, "too long for the model context"),
+    Case(
+        "compare-named-image-prompt-bad",
+        C,
+        {"subject": image(GOOD_PNG), "prompt_type": "image", "prompt": {"ok": image(GOOD_PNG), "bad": img("abc")}},
+        400,
+        IMAGE_ERROR,
+    ),
+    Case(
+        "compare-text-prompt-over-4096",
+        C,
+        {"subject": image(GOOD_PNG), "prompt": ["a", "y" * 5000]},
+        400,
+        "limit is 4096",
+    ),
+    Case(
+        "compare-text-subject-over-context",
+        C,
+        {"subject": LONG_TEXT, "subject_type": "text", "prompt": "a"},
+        400,
+        "too long for the model context",
+    ),
 ]
 
 
@@ -212,13 +261,17 @@ def _send_raw(base_url: str, case: Case) -> tuple[int, dict[str, str], bytes]:
     port = urlsplit(base_url).port
     assert port is not None
     if case.raw == "content-length":  # declare more than the cap, send a few bytes: refused before reading
-        head = (f"POST {case.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {MAX_BODY + 1}\r\nConnection: close\r\n\r\n").encode()
+        head = (
+            f"POST {case.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {MAX_BODY + 1}\r\nConnection: close\r\n\r\n"
+        ).encode()
         return raw_http(port, head, [b'{"image": "'])
     mib = b"x" * (1 << 20)  # chunked, no Content-Length: the cap is counted while streaming
     chunks = [b"%x\r\n%s\r\n" % (len(mib), mib)] * (MAX_BODY // len(mib) + 1) + [b"0\r\n\r\n"]
-    head = (f"POST {case.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"POST {case.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    ).encode()
     return raw_http(port, head, chunks)
 
 

@@ -174,16 +174,18 @@ def test_compare_with_a_dict_prompt(client, png_path, version):
 
 def test_compare_text_subject_to_image_prompts(client):
     images = [Image.fromarray(ASTRONAUT), Image.fromarray(COFFEE)]
-    result = client.clip_compare(subject="an sdk astronaut", subject_type="text", prompt=images,
-                                 prompt_type="image", clip_version="clip-tiny")
+    result = client.clip_compare(
+        subject="an sdk astronaut", subject_type="text", prompt=images, prompt_type="image", clip_version="clip-tiny"
+    )
     assert len(result["similarity"]) == 2
 
 
 @VERSIONS
 def test_compare_text_subject_to_one_image_prompt(client, png_path, version):
     """One image prompt travels as `{"type": "base64", "value": ...}`: one image, a similarity list of one."""
-    result = client.clip_compare(subject="an sdk astronaut", subject_type="text", prompt=png_path,
-                                 prompt_type="image", clip_version=version)
+    result = client.clip_compare(
+        subject="an sdk astronaut", subject_type="text", prompt=png_path, prompt_type="image", clip_version=version
+    )
     assert isinstance(result["similarity"], list) and len(result["similarity"]) == 1
     image = one_row(client.get_clip_image_embeddings(inference_input=png_path, clip_version=version))
     text = np.asarray(client.get_clip_text_embeddings(text="an sdk astronaut", clip_version=version)["embeddings"][0])

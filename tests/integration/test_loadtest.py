@@ -14,9 +14,30 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_loadtest_smoke(gateway, tmp_path) -> None:
     out = tmp_path / "loadtest"
     proc = subprocess.run(
-        ["bash", str(ROOT / "scripts/loadtest.sh"), "-u", "2", "-r", "2", "-t", "5s", "--host", gateway.base_url,
-         "--scenario", "mixed", "--out", str(out), "--", "--max-image-side", "640"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHON": sys.executable},
+        [
+            "bash",
+            str(ROOT / "scripts/loadtest.sh"),
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "-t",
+            "5s",
+            "--host",
+            gateway.base_url,
+            "--scenario",
+            "mixed",
+            "--out",
+            str(out),
+            "--",
+            "--max-image-side",
+            "640",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHON": sys.executable},
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "loadtest: OK" in proc.stdout

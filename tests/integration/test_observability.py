@@ -61,11 +61,16 @@ def test_metrics_expose_every_family(client: httpx.Client) -> None:
     types, after = scrape(client)
 
     expected_types = {
-        "clip_gateway_requests": "counter", "clip_gateway_request_seconds": "histogram",
-        "clip_gateway_stage_seconds": "histogram", "clip_gateway_inflight": "gauge",
-        "clip_gateway_rejected": "counter", "clip_gateway_url_fetch_failures": "counter",
-        "clip_gateway_image_errors": "counter", "clip_gateway_text_cache_hits": "counter",
-        "clip_gateway_text_cache_misses": "counter", "clip_gateway_triton_errors": "counter",
+        "clip_gateway_requests": "counter",
+        "clip_gateway_request_seconds": "histogram",
+        "clip_gateway_stage_seconds": "histogram",
+        "clip_gateway_inflight": "gauge",
+        "clip_gateway_rejected": "counter",
+        "clip_gateway_url_fetch_failures": "counter",
+        "clip_gateway_image_errors": "counter",
+        "clip_gateway_text_cache_hits": "counter",
+        "clip_gateway_text_cache_misses": "counter",
+        "clip_gateway_triton_errors": "counter",
     }
     for family, kind in expected_types.items():
         assert types.get(family) == kind, f"{family}: {types.get(family)}"
@@ -119,16 +124,20 @@ def test_unsafe_request_id_is_replaced(gateway, given: str) -> None:
     assert HEX_ID.fullmatch(response.headers["x-request-id"])
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status"), [
-    ("POST", "/clip/embed_image", {"image": image(PNG)}, 200),
-    ("POST", "/clip/embed_image", {"image": {"type": "base64", "value": "abc"}}, 400),
-    ("POST", "/clip/compare", {}, 422),
-    ("POST", "/clip/embed_text", {"text": "a", "clip_version_id": "nope"}, 404),
-    ("GET", "/healthz", None, 200),
-    ("GET", "/nowhere", None, 404),
-])
-def test_every_answer_has_request_id_and_processing_time(client: httpx.Client, method: str, path: str,
-                                                         body: object, status: int) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("POST", "/clip/embed_image", {"image": image(PNG)}, 200),
+        ("POST", "/clip/embed_image", {"image": {"type": "base64", "value": "abc"}}, 400),
+        ("POST", "/clip/compare", {}, 422),
+        ("POST", "/clip/embed_text", {"text": "a", "clip_version_id": "nope"}, 404),
+        ("GET", "/healthz", None, 200),
+        ("GET", "/nowhere", None, 404),
+    ],
+)
+def test_every_answer_has_request_id_and_processing_time(
+    client: httpx.Client, method: str, path: str, body: object, status: int
+) -> None:
     rid = f"obs-{uuid.uuid4().hex[:12]}"
     response = client.request(method, path, json=body, headers={"X-Request-Id": rid})
     assert response.status_code == status
@@ -138,8 +147,10 @@ def test_every_answer_has_request_id_and_processing_time(client: httpx.Client, m
 
 
 def test_413_before_reading_the_body_still_has_headers(gateway) -> None:
-    head = (b"POST /clip/embed_text HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 67108864\r\nX-Request-Id: obs-413\r\nConnection: close\r\n\r\n")
+    head = (
+        b"POST /clip/embed_text HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 67108864\r\nX-Request-Id: obs-413\r\nConnection: close\r\n\r\n"
+    )
     status, headers, _ = raw_http(urlsplit(gateway.base_url).port, head, [b"{"])
     assert status == 413
     assert headers["x-request-id"] == "obs-413"

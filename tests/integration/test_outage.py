@@ -76,8 +76,9 @@ def test_triton_killed_and_restarted_under_load(tiny_repository: Path, tmp_path:
     from triton_clip.server import TritonOptions, TritonProcess
 
     opts = TritonOptions(tiny_repository, "127.0.0.1", free_port(), free_port(), free_port())
-    endpoints = TritonEndpoints(None, f"127.0.0.1:{opts.http_port}", f"127.0.0.1:{opts.grpc_port}",
-                                tmp_path / "triton-1.log")
+    endpoints = TritonEndpoints(
+        None, f"127.0.0.1:{opts.http_port}", f"127.0.0.1:{opts.grpc_port}", tmp_path / "triton-1.log"
+    )
     first = TritonProcess(opts, log_file=tmp_path / "triton-1.log")
     second: TritonProcess | None = None
     gateway = None
@@ -88,10 +89,16 @@ def test_triton_killed_and_restarted_under_load(tiny_repository: Path, tmp_path:
     lock = threading.Lock()
     try:
         first.wait_ready(180)
-        gateway = start_gateway(endpoints, tmp_path / "gateway.log", GATEWAY_TRITON_TIMEOUT_S=str(TRITON_TIMEOUT_S),
-                                GATEWAY_MODEL_REFRESH_S="1")
-        threads = [threading.Thread(target=_worker, args=(gateway.base_url, i, stop, samples, lock), daemon=True)
-                   for i in range(WORKERS)]
+        gateway = start_gateway(
+            endpoints,
+            tmp_path / "gateway.log",
+            GATEWAY_TRITON_TIMEOUT_S=str(TRITON_TIMEOUT_S),
+            GATEWAY_MODEL_REFRESH_S="1",
+        )
+        threads = [
+            threading.Thread(target=_worker, args=(gateway.base_url, i, stop, samples, lock), daemon=True)
+            for i in range(WORKERS)
+        ]
         threads.append(threading.Thread(target=_poll_readiness, args=(gateway.base_url, stop, readiness), daemon=True))
         for t in threads:
             t.start()
@@ -125,9 +132,11 @@ def test_triton_killed_and_restarted_under_load(tiny_repository: Path, tmp_path:
             if server is not None:
                 server.kill()
 
-    print(f"outage: {len(samples)} requests, Triton down {ready_at - killed_at:.1f}s, "
-          f"{sum(s.status == 503 for s in samples)} x 503, recovered after "
-          f"{ {r: round(t - ready_at, 2) for r, t in recovered_at.items()} } s")
+    print(
+        f"outage: {len(samples)} requests, Triton down {ready_at - killed_at:.1f}s, "
+        f"{sum(s.status == 503 for s in samples)} x 503, recovered after "
+        f"{ {r: round(t - ready_at, 2) for r, t in recovered_at.items()} } s"
+    )
     assert gateway_alive, "the gateway process died during the outage"
     assert samples, "no load was sent"
     statuses = {s.status for s in samples}

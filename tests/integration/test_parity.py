@@ -91,13 +91,18 @@ def preprocess_cfg(open_clip_tiny, tiny_reference) -> dict:
 @pytest.fixture(scope="module")
 def served_preprocess(triton, preprocess_cfg) -> Preprocess:
     """The Preprocess the gateway builds from Triton's model configs, checked against the model's own cfg."""
-    configs = [httpx.get(triton.url(f"/v2/models/{name}/config"), timeout=10).json()
-               for name in model_names("clip-tiny")]
+    configs = [
+        httpx.get(triton.url(f"/v2/models/{name}/config"), timeout=10).json() for name in model_names("clip-tiny")
+    ]
     served = versions_from_configs(configs)["clip-tiny"].preprocess
     size = preprocess_cfg["size"]
     size = size[0] if isinstance(size, (tuple, list)) else size
-    assert served == Preprocess(int(size), preprocess_cfg["resize_mode"], preprocess_cfg["interpolation"],
-                                int(preprocess_cfg.get("fill_color", 0)))
+    assert served == Preprocess(
+        int(size),
+        preprocess_cfg["resize_mode"],
+        preprocess_cfg["interpolation"],
+        int(preprocess_cfg.get("fill_color", 0)),
+    )
     return served
 
 
@@ -108,8 +113,13 @@ def transforms(open_clip_tiny, preprocess_cfg):
 
     cfg = preprocess_cfg
     full = open_clip_tiny.image_transform(
-        cfg["size"], is_train=False, mean=cfg["mean"], std=cfg["std"], resize_mode=cfg["resize_mode"],
-        interpolation=cfg["interpolation"], fill_color=cfg.get("fill_color", 0),
+        cfg["size"],
+        is_train=False,
+        mean=cfg["mean"],
+        std=cfg["std"],
+        resize_mode=cfg["resize_mode"],
+        interpolation=cfg["interpolation"],
+        fill_color=cfg.get("fill_color", 0),
     )
     assert type(full.transforms[-1]).__name__ == "Normalize"
     return full, Compose(full.transforms[:-1])

@@ -131,8 +131,9 @@ def test_openai_tag_is_served_with_quick_gelu(hf_home: Path, tmp_path: Path) -> 
 
 
 def test_quick_gelu_flag_cannot_contradict_a_tag(hf_home: Path, tmp_path: Path) -> None:
-    result = export(tmp_path / "repo", "--versions", NAME, "--pretrained", TAG, "--quick-gelu", "off",
-                    env=_offline(hf_home))
+    result = export(
+        tmp_path / "repo", "--versions", NAME, "--pretrained", TAG, "--quick-gelu", "off", env=_offline(hf_home)
+    )
     assert result.returncode != 0
     assert "trained with QuickGELU" in " ".join((result.stdout + result.stderr).split())
     assert not any((tmp_path / "repo").glob("clip-*"))

@@ -94,7 +94,8 @@ def test_dropped_version_is_removed_and_404(tmp_path: Path, configs: list[str]) 
     assert (repo / f"clip-{OTHER}-image").is_dir() and (repo / "someone-elses-model").is_dir()
     (repo / "someone-elses-model").rmdir()
     with serving(repo, tmp_path / "logs", OTHER) as (_, gateway):
-        response = httpx.post(f"{gateway.base_url}/clip/embed_text",
-                              json={"text": "a cat", "clip_version_id": TINY}, timeout=30)
+        response = httpx.post(
+            f"{gateway.base_url}/clip/embed_text", json={"text": "a cat", "clip_version_id": TINY}, timeout=30
+        )
         assert response.status_code == 404, response.text
         assert embed(gateway, "embed_text", {"text": "a cat", "clip_version_id": OTHER}).shape[0] == 1

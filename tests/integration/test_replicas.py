@@ -35,8 +35,13 @@ def replicas(tiny_repository: Path, tmp_path_factory) -> Iterator[list]:
     from triton_clip.server import TritonOptions, TritonProcess
 
     logs = tmp_path_factory.mktemp("replicas")
-    servers = [TritonProcess(TritonOptions(tiny_repository, "127.0.0.1", free_port(), free_port(), free_port()),
-                             log_file=logs / f"triton-{i}.log") for i in range(2)]
+    servers = [
+        TritonProcess(
+            TritonOptions(tiny_repository, "127.0.0.1", free_port(), free_port(), free_port()),
+            log_file=logs / f"triton-{i}.log",
+        )
+        for i in range(2)
+    ]
     try:
         for s in servers:
             s.wait_ready(180)
@@ -51,8 +56,7 @@ def test_two_replicas_share_the_load_survive_a_kill_and_rejoin(replicas, tmp_pat
 
     a, b = replicas
     url = f"{a.opts.grpc_url},{b.opts.grpc_url}"
-    gw = start_gateway(TritonEndpoints(None, "", url, tmp_path / "x.log"), tmp_path / "gw.log",
-                       CLIP_VERSION_ID=TINY)
+    gw = start_gateway(TritonEndpoints(None, "", url, tmp_path / "x.log"), tmp_path / "gw.log", CLIP_VERSION_ID=TINY)
     try:
         before = [executed(a), executed(b)]
         with Load(gw.base_url, concurrency=6, max_requests=400) as load:
@@ -70,8 +74,10 @@ def test_two_replicas_share_the_load_survive_a_kill_and_rejoin(replicas, tmp_pat
             time.sleep(3.0)
         failed = [s for s in load.samples if s.status != 200]
         after_kill = [s for s in load.samples if s.at >= killed_at]
-        print(f"replica killed: {len(after_kill)} requests after the kill, {len(failed)} failed "
-              f"({sorted({s.status for s in failed})})")
+        print(
+            f"replica killed: {len(after_kill)} requests after the kill, {len(failed)} failed "
+            f"({sorted({s.status for s in failed})})"
+        )
         assert len(after_kill) > 20
         assert not failed, f"{len(failed)} requests failed while one replica was down"
 
@@ -85,8 +91,10 @@ def test_two_replicas_share_the_load_survive_a_kill_and_rejoin(replicas, tmp_pat
             first_b, first_n = executed(b), len(load.samples)
             wait_until(lambda: len(load.samples) >= first_n + 200, 60)
             rejoined, window = executed(b) - first_b, len(load.samples) - first_n
-        print(f"replica restarted: traffic again {back_at - restarted_at:.1f}s after it was ready; it then executed "
-              f"{rejoined} Triton requests for the next {window} gateway requests")
+        print(
+            f"replica restarted: traffic again {back_at - restarted_at:.1f}s after it was ready; it then executed "
+            f"{rejoined} Triton requests for the next {window} gateway requests"
+        )
         assert load.statuses() == {200}
         assert rejoined >= 0.2 * window
     finally:

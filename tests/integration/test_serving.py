@@ -79,6 +79,7 @@ def stats(triton, model: str) -> tuple[int, int]:
 async def _concurrent_singles(triton, model: str, name: str, arrays: list[np.ndarray]) -> None:
     client = grpcaio.InferenceServerClient(triton.grpc)
     try:
+
         async def one(a: np.ndarray) -> None:
             t = grpcclient.InferInput(name, list(a.shape), "UINT8" if a.dtype == np.uint8 else "INT64")
             t.set_data_from_numpy(a)

@@ -96,17 +96,19 @@ class FakeResolver:
         return list(self.table[host])
 
 
-RESOLVER = FakeResolver({
-    "images.example.com": ["127.0.0.1"],  # a public-looking name resolving to loopback
-    "metadata.example.com": ["169.254.169.254"],
-    "intranet.example.com": ["10.1.2.3"],
-    "mixed.example.com": ["93.184.216.34", "192.168.1.20"],  # one private answer is enough to refuse
-    "v6.example.com": ["::1"],
-    "mapped.example.com": ["::ffff:127.0.0.1"],
-    "cdn.example.com": ["127.0.0.1"],
-    "internal.example.com": ["192.168.1.20"],
-    "imagehost": ["127.0.0.1"],  # no FQDN
-})
+RESOLVER = FakeResolver(
+    {
+        "images.example.com": ["127.0.0.1"],  # a public-looking name resolving to loopback
+        "metadata.example.com": ["169.254.169.254"],
+        "intranet.example.com": ["10.1.2.3"],
+        "mixed.example.com": ["93.184.216.34", "192.168.1.20"],  # one private answer is enough to refuse
+        "v6.example.com": ["::1"],
+        "mapped.example.com": ["::ffff:127.0.0.1"],
+        "cdn.example.com": ["127.0.0.1"],
+        "internal.example.com": ["192.168.1.20"],
+        "imagehost": ["127.0.0.1"],  # no FQDN
+    }
+)
 
 
 @dataclass
@@ -217,8 +219,9 @@ FORBIDDEN_TARGETS = {
 
 
 @pytest.mark.parametrize("name", list(FORBIDDEN_TARGETS))
-def test_forbidden_target_is_refused_before_any_connection(guarded: Gateway, recorder: Recorder, port: int,
-                                                           name: str) -> None:
+def test_forbidden_target_is_refused_before_any_connection(
+    guarded: Gateway, recorder: Recorder, port: int, name: str
+) -> None:
     host, cause = FORBIDDEN_TARGETS[name]
     sent_before = len(guarded.transport.hosts)
     before = guarded.failures()
@@ -241,8 +244,9 @@ REDIRECT_TARGETS = {
 
 
 @pytest.mark.parametrize("name", list(REDIRECT_TARGETS))
-def test_redirect_from_allowed_url_to_forbidden_target_is_refused(redirecting: Gateway, recorder: Recorder,
-                                                                  port: int, name: str) -> None:
+def test_redirect_from_allowed_url_to_forbidden_target_is_refused(
+    redirecting: Gateway, recorder: Recorder, port: int, name: str
+) -> None:
     target = REDIRECT_TARGETS[name].format(port=port)
     sent_before = len(redirecting.transport.hosts)
     before = redirecting.failures().get("forbidden_address", 0)
@@ -272,14 +276,18 @@ def test_local_image_embeds_when_flags_allow(open_flags: Gateway, recorder: Reco
     assert response.json()["embeddings"] == twin.json()["embeddings"]
 
 
-@pytest.mark.parametrize(("url", "cause", "reason"), [
-    ("http://images.example.com:{port}/image.png", NON_HTTPS, "scheme"),
-    ("https://127.0.0.1:{port}/image.png", NO_FQDN, "fqdn"),
-    ("https://imagehost:{port}/image.png", NO_FQDN, "fqdn"),
-    ("https://images.example.com:{port}/image.png", FORBIDDEN, "forbidden_address"),
-])
-def test_default_flags_refuse_without_connecting(defaults: Gateway, recorder: Recorder, port: int, url: str,
-                                                 cause: str, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("url", "cause", "reason"),
+    [
+        ("http://images.example.com:{port}/image.png", NON_HTTPS, "scheme"),
+        ("https://127.0.0.1:{port}/image.png", NO_FQDN, "fqdn"),
+        ("https://imagehost:{port}/image.png", NO_FQDN, "fqdn"),
+        ("https://images.example.com:{port}/image.png", FORBIDDEN, "forbidden_address"),
+    ],
+)
+def test_default_flags_refuse_without_connecting(
+    defaults: Gateway, recorder: Recorder, port: int, url: str, cause: str, reason: str
+) -> None:
     before = defaults.failures().get(reason, 0)
     response = defaults.embed_url(url.format(port=port))
     assert response.status_code == 400, response.text

@@ -60,11 +60,23 @@ class Service:
 
 def run_command(repository: Path, tmp: Path, **extra: str) -> tuple[subprocess.Popen, int, Path]:
     port = free_port()
-    env = dict(os.environ, MODEL_REPOSITORY=str(repository), CLIP_VERSIONS=TINY, CLIP_VERSION_ID=TINY,
-               GATEWAY_PORT=str(port), TRITON_HTTP_PORT=str(free_port()), TRITON_GRPC_PORT=str(free_port()),
-               TRITON_METRICS_PORT=str(free_port()), RUN_LOG_DIR=str(tmp), RUN_HANG_TIMEOUT_S="25",
-               RUN_BACKOFF_MAX_S="2", GATEWAY_TRITON_TIMEOUT_S=str(TRITON_TIMEOUT_S), GATEWAY_MODEL_REFRESH_S="1",
-               GATEWAY_LOG_LEVEL="WARNING", **extra)
+    env = dict(
+        os.environ,
+        MODEL_REPOSITORY=str(repository),
+        CLIP_VERSIONS=TINY,
+        CLIP_VERSION_ID=TINY,
+        GATEWAY_PORT=str(port),
+        TRITON_HTTP_PORT=str(free_port()),
+        TRITON_GRPC_PORT=str(free_port()),
+        TRITON_METRICS_PORT=str(free_port()),
+        RUN_LOG_DIR=str(tmp),
+        RUN_HANG_TIMEOUT_S="25",
+        RUN_BACKOFF_MAX_S="2",
+        GATEWAY_TRITON_TIMEOUT_S=str(TRITON_TIMEOUT_S),
+        GATEWAY_MODEL_REFRESH_S="1",
+        GATEWAY_LOG_LEVEL="WARNING",
+        **extra,
+    )
     log_file = tmp / "run.log"
     proc = start_group([sys.executable, "-m", "triton_clip.run", "--no-export"], env=env, log_file=log_file, cwd=ROOT)
     return proc, port, log_file
@@ -113,8 +125,10 @@ def test_triton_sigkill_is_restarted_under_load_and_leaves_no_stub(service: Serv
         ready_at = wait_until(service.ready, 30)
         time.sleep(2.0)
     recovery = ready_at - killed_at
-    print(f"SIGKILL: readiness back after {recovery:.1f}s; {len(load.samples)} requests, "
-          f"{sum(s.status == 503 for s in load.samples)} x 503, {sum(s.status == 429 for s in load.samples)} x 429")
+    print(
+        f"SIGKILL: readiness back after {recovery:.1f}s; {len(load.samples)} requests, "
+        f"{sum(s.status == 503 for s in load.samples)} x 503, {sum(s.status == 429 for s in load.samples)} x 429"
+    )
     check_outage(load, killed_at, ready_at)
     assert any(s.status == 503 for s in load.samples), "no 503 while Triton was down: was it killed?"
     assert not [p.pid for p in stubs if alive(p)], "stubs of the killed tritonserver are still running"
@@ -136,8 +150,10 @@ def test_triton_sigstop_times_out_into_503_then_recovers_after_sigcont(service: 
         resumed_at = time.monotonic()
         ready_at = wait_until(service.ready, 30)
         time.sleep(2.0)
-    print(f"SIGSTOP for {resumed_at - stopped_at:.1f}s: readiness back {ready_at - resumed_at:.1f}s after SIGCONT; "
-          f"{sum(s.status == 503 for s in load.samples)} x 503")
+    print(
+        f"SIGSTOP for {resumed_at - stopped_at:.1f}s: readiness back {ready_at - resumed_at:.1f}s after SIGCONT; "
+        f"{sum(s.status == 503 for s in load.samples)} x 503"
+    )
     check_outage(load, stopped_at, ready_at)
     timed_out = [s for s in load.samples if s.status == 503 and stopped_at < s.at < resumed_at]
     assert timed_out and max(s.elapsed for s in timed_out) >= TRITON_TIMEOUT_S * 0.9, "none waited out the deadline"

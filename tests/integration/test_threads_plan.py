@@ -21,8 +21,20 @@ MODELS = ("clip-clip-tiny-image", "clip-clip-tiny-text")
 
 
 def export(repo: Path, **env: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(ROOT / "scripts" / "export.py"), "--repository", str(repo), "--versions", "clip-tiny",
-           "--model-config", str(TINY_CONFIG), "--pretrained", "none", "--cpu-threads", "2"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "export.py"),
+        "--repository",
+        str(repo),
+        "--versions",
+        "clip-tiny",
+        "--model-config",
+        str(TINY_CONFIG),
+        "--pretrained",
+        "none",
+        "--cpu-threads",
+        "2",
+    ]
     clean = {k: v for k, v in os.environ.items() if k != threads.PLAN_ENV}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**clean, **env})
 

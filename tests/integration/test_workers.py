@@ -85,8 +85,13 @@ def test_two_workers_metrics_are_exact_and_both_serve(triton, tmp_path: Path) ->
 
 
 def test_killing_one_worker_loses_only_its_inflight_requests(triton, tmp_path: Path) -> None:
-    gw = start_gateway(triton, tmp_path / "gw.log", workers=2, GATEWAY_METRICS_DIR=str(tmp_path / "prom"),
-                       GATEWAY_MODEL_REFRESH_S="0.5")
+    gw = start_gateway(
+        triton,
+        tmp_path / "gw.log",
+        workers=2,
+        GATEWAY_METRICS_DIR=str(tmp_path / "prom"),
+        GATEWAY_MODEL_REFRESH_S="0.5",
+    )
     try:
         victim = workers_of(gw.pid)[0]
         with Load(gw.base_url, concurrency=4, keepalive=False) as load:

@@ -20,30 +20,36 @@ def test_no_keys_means_no_auth() -> None:
     checker.check("anything", "Bearer x", "y")
 
 
-@pytest.mark.parametrize(("query", "header", "body"), [
-    ("alpha-key-1", None, None),
-    (None, "Bearer beta-key-2", None),
-    (None, "bearer   alpha-key-1  ", None),
-    (None, None, "beta-key-2"),
-    ("alpha-key-1", "Bearer wrong", "wrong"),  # the query wins
-    (None, "Bearer alpha-key-1", "wrong"),  # then the header
-])
+@pytest.mark.parametrize(
+    ("query", "header", "body"),
+    [
+        ("alpha-key-1", None, None),
+        (None, "Bearer beta-key-2", None),
+        (None, "bearer   alpha-key-1  ", None),
+        (None, None, "beta-key-2"),
+        ("alpha-key-1", "Bearer wrong", "wrong"),  # the query wins
+        (None, "Bearer alpha-key-1", "wrong"),  # then the header
+    ],
+)
 def test_accepted(query: str | None, header: str | None, body: str | None) -> None:
     KeyChecker(KEYS).check(query, header, body)
 
 
-@pytest.mark.parametrize(("query", "header", "body"), [
-    (None, None, None),
-    ("", "", ""),
-    ("wrong", None, "alpha-key-1"),  # a wrong key first is not rescued by a right one later
-    (None, "Bearer wrong", "alpha-key-1"),
-    (None, "Basic alpha-key-1", None),
-    (None, "alpha-key-1", None),
-    ("ALPHA-KEY-1", None, None),
-    ("alpha-key-", None, None),
-    ("alpha-key-11", None, None),
-    ("\u00e9alpha-key-1", None, None),
-])
+@pytest.mark.parametrize(
+    ("query", "header", "body"),
+    [
+        (None, None, None),
+        ("", "", ""),
+        ("wrong", None, "alpha-key-1"),  # a wrong key first is not rescued by a right one later
+        (None, "Bearer wrong", "alpha-key-1"),
+        (None, "Basic alpha-key-1", None),
+        (None, "alpha-key-1", None),
+        ("ALPHA-KEY-1", None, None),
+        ("alpha-key-", None, None),
+        ("alpha-key-11", None, None),
+        ("\u00e9alpha-key-1", None, None),
+    ],
+)
 def test_refused(query: str | None, header: str | None, body: str | None) -> None:
     with pytest.raises(Unauthorized) as info:
         KeyChecker(KEYS).check(query, header, body)

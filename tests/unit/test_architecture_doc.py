@@ -24,7 +24,8 @@ def test_every_named_module_exists() -> None:
 
 def test_every_module_is_named() -> None:
     names = named_paths()
-    modules = {str(p.relative_to(ROOT)) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")
-               if p.name != "__init__.py"}
+    modules = {
+        str(p.relative_to(ROOT)) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py") if p.name != "__init__.py"
+    }
     unnamed = sorted(m for m in modules if m not in names)
     assert not unnamed, f"add these modules to docs/architecture.md (which layer, what they own): {unnamed}"

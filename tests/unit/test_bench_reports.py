@@ -20,17 +20,25 @@ def test_replace_section_replaces_between_markers_and_appends_when_absent(tmp_pa
 
 
 def test_workers_summary_gives_the_median_of_per_round_ratios() -> None:
-    base = {"service_core_ms_per_request": 1.0, "machine_busy_share": 0.9, "others_cpu_share": 0.0,
-            "busiest_process_core_share": 0.5}
-    points = [{**base, "workers": w, "round": r, "rps": rps}
-              for r, w, rps in ((1, 1, 100), (1, 2, 110), (2, 2, 150), (2, 1, 100), (3, 1, 100), (3, 2, 90))]
+    base = {
+        "service_core_ms_per_request": 1.0,
+        "machine_busy_share": 0.9,
+        "others_cpu_share": 0.0,
+        "busiest_process_core_share": 0.5,
+    }
+    points = [
+        {**base, "workers": w, "round": r, "rps": rps}
+        for r, w, rps in ((1, 1, 100), (1, 2, 110), (2, 2, 150), (2, 1, 100), (3, 1, 100), (3, 2, 90))
+    ]
     lines = summary(points)
     assert "2 vs 1 worker(s): 1.10x" in lines[-1] and "1.10, 1.50, 0.90" in lines[-1]
 
 
 def test_soak_summary_reports_growth_over_the_second_half_and_errors() -> None:
-    rows = [{"t_s": t, "ok": 10 * t, "errors": 0, "gateway": 100.0 + (t >= 60) * 10, "fd:gateway": 20.0}
-            for t in range(0, 601, 5)]
+    rows = [
+        {"t_s": t, "ok": 10 * t, "errors": 0, "gateway": 100.0 + (t >= 60) * 10, "fd:gateway": 20.0}
+        for t in range(0, 601, 5)
+    ]
     rows[-1]["errors"] = 2
     latencies = {"embed_text": [0.01] * 50 + [0.1] * 50}
     run = {"utc": "now", "minutes": 10, "concurrency": 8, "workers": 2, "model": "m", "routes": {}, "command": "c"}
@@ -50,8 +58,11 @@ def test_soak_scenario_mixes_every_route_with_valid_bodies() -> None:
     from gateway.schemas import ClipCompareRequest, ClipImageEmbeddingRequest, ClipTextEmbeddingRequest
 
     images, rng, routes = jpegs()[:1], random.Random(0), {}
-    schema = {"embed_image": ClipImageEmbeddingRequest, "embed_text": ClipTextEmbeddingRequest,
-              "compare": ClipCompareRequest}
+    schema = {
+        "embed_image": ClipImageEmbeddingRequest,
+        "embed_text": ClipTextEmbeddingRequest,
+        "compare": ClipCompareRequest,
+    }
     for i in range(200):
         route, body = request_body(i, rng, images)
         schema[route].model_validate(json.loads(body))

@@ -50,10 +50,20 @@ def test_closed_loop_is_bounded_by_time() -> None:
 
 
 def _stats(inferences: int, executions: int, n: int, success_ns: int, queue_ns: int) -> dict:
-    return {"inference_count": inferences, "execution_count": executions, "success_count": n,
-            "success_ns": success_ns, "queue_count": n, "queue_ns": queue_ns, "compute_input_count": n,
-            "compute_input_ns": 0, "compute_infer_count": n, "compute_infer_ns": success_ns - queue_ns,
-            "compute_output_count": n, "compute_output_ns": 0}
+    return {
+        "inference_count": inferences,
+        "execution_count": executions,
+        "success_count": n,
+        "success_ns": success_ns,
+        "queue_count": n,
+        "queue_ns": queue_ns,
+        "compute_input_count": n,
+        "compute_input_ns": 0,
+        "compute_infer_count": n,
+        "compute_infer_ns": success_ns - queue_ns,
+        "compute_output_count": n,
+        "compute_output_ns": 0,
+    }
 
 
 def test_stats_delta_averages_per_request_and_skips_idle_models() -> None:
@@ -61,8 +71,15 @@ def test_stats_delta_averages_per_request_and_skips_idle_models() -> None:
     after = {"img": _stats(42, 9, 42, 74_000_000, 9_000_000), "txt": _stats(3, 3, 3, 0, 0)}
     d = stats_delta(before, after)
     assert list(d) == ["img"], "a model without requests in the window has no row"
-    assert d["img"] == {"requests": 32, "inferences": 32, "executions": 4, "avg_batch": 8.0, "request_ms": 2.0,
-                        "queue_ms": 0.25, "compute_ms": 1.75}
+    assert d["img"] == {
+        "requests": 32,
+        "inferences": 32,
+        "executions": 4,
+        "avg_batch": 8.0,
+        "request_ms": 2.0,
+        "queue_ms": 0.25,
+        "compute_ms": 1.75,
+    }
 
 
 def test_config_readers_follow_the_exported_config(tmp_path) -> None:
@@ -73,18 +90,35 @@ def test_config_readers_follow_the_exported_config(tmp_path) -> None:
     (tmp_path / spec.name / "config.pbtxt").write_text(config_pbtxt(spec))
     assert model_parameters(tmp_path, spec.name) == params
     b = BATCHING[("cpu", "image")]
-    assert read_config(tmp_path, spec.name) == {"max_batch_size": str(b.max_batch_size), "num_threads": "3",
-                                                "queue_delay_us": str(b.queue_delay_us), "instances": str(b.instances)}
+    assert read_config(tmp_path, spec.name) == {
+        "max_batch_size": str(b.max_batch_size),
+        "num_threads": "3",
+        "queue_delay_us": str(b.queue_delay_us),
+        "instances": str(b.instances),
+    }
 
 
 def test_stage_means_from_histogram_deltas() -> None:
-    before = {"request:/clip/embed_image:sum": 1.0, "request:/clip/embed_image:count": 10.0,
-              "stage:decode:sum": 0.5, "stage:decode:count": 10.0, "request:/clip/embed_text:sum": 3.0,
-              "request:/clip/embed_text:count": 3.0}
-    after = {**before, "request:/clip/embed_image:sum": 1.2, "request:/clip/embed_image:count": 20.0,
-             "stage:decode:sum": 0.6, "stage:decode:count": 20.0, "stage:triton:sum": 0.05, "stage:triton:count": 10.0}
+    before = {
+        "request:/clip/embed_image:sum": 1.0,
+        "request:/clip/embed_image:count": 10.0,
+        "stage:decode:sum": 0.5,
+        "stage:decode:count": 10.0,
+        "request:/clip/embed_text:sum": 3.0,
+        "request:/clip/embed_text:count": 3.0,
+    }
+    after = {
+        **before,
+        "request:/clip/embed_image:sum": 1.2,
+        "request:/clip/embed_image:count": 20.0,
+        "stage:decode:sum": 0.6,
+        "stage:decode:count": 20.0,
+        "stage:triton:sum": 0.05,
+        "stage:triton:count": 10.0,
+    }
     assert stage_means_ms(before, after, "/clip/embed_image") == pytest.approx(
-        {"request": 20.0, "decode": 10.0, "triton": 5.0})
+        {"request": 20.0, "decode": 10.0, "triton": 5.0}
+    )
 
 
 def test_payloads_are_unique_short_prompts_and_valid_bodies() -> None:
@@ -104,14 +138,24 @@ def test_payloads_are_unique_short_prompts_and_valid_bodies() -> None:
 
 def _run_points() -> list[Point]:
     """A minimal run: in-process ceilings, one sweep level, one A/B round."""
+
     def pt(system: str, op: str, c: int, ips: float, **extra) -> Point:
         return Point(system, op, c, requests=10, items_per_s=ips, p50_ms=10.0, mean_ms=11.0, extra=extra)
 
     tri = {"clip-x-image": {"avg_batch": 1.0, "request_ms": 4.0, "queue_ms": 0.5}}
-    points = [pt("inprocess", "image", 1, 50), pt("inprocess", "image", 32, 80), pt("inprocess", "text16", 32, 400),
-              pt("inprocess", "text77", 32, 100), pt("triton", "image", 1, 60), pt("gateway", "image", 1, 40),
-              pt("naive", "image", 1, 10), pt("gateway", "text", 1, 200), pt("naive", "text", 1, 50),
-              pt("gateway", "compare", 1, 20), pt("naive", "compare", 1, 5)]
+    points = [
+        pt("inprocess", "image", 1, 50),
+        pt("inprocess", "image", 32, 80),
+        pt("inprocess", "text16", 32, 400),
+        pt("inprocess", "text77", 32, 100),
+        pt("triton", "image", 1, 60),
+        pt("gateway", "image", 1, 40),
+        pt("naive", "image", 1, 10),
+        pt("gateway", "text", 1, 200),
+        pt("naive", "text", 1, 50),
+        pt("gateway", "compare", 1, 20),
+        pt("naive", "compare", 1, 5),
+    ]
     points[5].triton = tri
     points[5].extra["gateway_ms"] = {"request": 9.0, "triton": 5.0, "decode": 3.0}
     for system, ips in (("inprocess_ab0", 80), ("ab-gateway", 40), ("ab-naive", 10), ("ab-triton", 60)):
@@ -133,10 +177,23 @@ def test_analysis_ratios() -> None:
 
 def test_report_format_and_json_round_trip(tmp_path) -> None:
     points = _run_points()
-    extra = {"machine": {"cpu": "cpu", "nproc": "2", "mem": "1 kB", "python": "3.11", "torch": "2", "triton": "t",
-                         "kernel": "k"}, "config": {"clip-x-image": {"max_batch_size": "32", "queue_delay_us": "2000",
-                                                                     "instances": "1", "num_threads": "2"}},
-             "utc": "2026-01-01 00:00 UTC", "wall_s": 1.0, "command": "bench"}
+    extra = {
+        "machine": {
+            "cpu": "cpu",
+            "nproc": "2",
+            "mem": "1 kB",
+            "python": "3.11",
+            "torch": "2",
+            "triton": "t",
+            "kernel": "k",
+        },
+        "config": {
+            "clip-x-image": {"max_batch_size": "32", "queue_delay_us": "2000", "instances": "1", "num_threads": "2"}
+        },
+        "utc": "2026-01-01 00:00 UTC",
+        "wall_s": 1.0,
+        "command": "bench",
+    }
     save_json(tmp_path / "results.json", points, extra)
     loaded, extra2 = load_json(tmp_path / "results.json")
     assert loaded == points and extra2 == extra
@@ -144,9 +201,10 @@ def test_report_format_and_json_round_trip(tmp_path) -> None:
     lines = text.splitlines()
     assert lines[0] == "Run: 2026-01-01 00:00 UTC, wall 1.0 s. Command: `bench`"
     assert "clip-x-image: max_batch 32, delay 2000 µs, 1 instance × 2 threads" in lines[4]
-    assert lines[6:8] == HEADER and lines[8:8 + len(points)] == [fmt_row(p) for p in points]
-    assert fmt_row(points[5]) == ("| gateway | image | 1 | 10 | 0 | 40.00 | 10.0 | 0.0 | 0.0 | 0% "
-                                  "| image b̄=1.0 4.0 ms (q 0.5) |")
+    assert lines[6:8] == HEADER and lines[8 : 8 + len(points)] == [fmt_row(p) for p in points]
+    assert fmt_row(points[5]) == (
+        "| gateway | image | 1 | 10 | 0 | 40.00 | 10.0 | 0.0 | 0.0 | 0% | image b̄=1.0 4.0 ms (q 0.5) |"
+    )
     assert "- gateway_vs_naive_image: 4.000" in lines and "- image_ceiling_batch: 32" in lines
 
 
@@ -169,8 +227,15 @@ def test_naive_server_embeds_like_open_clip(open_clip_tiny) -> None:
         want = model.encode_text(open_clip_tiny.get_tokenizer("clip-tiny")(["a dog", "a cat"])).numpy()
     np.testing.assert_allclose(np.array(r.json()["embeddings"]), want, rtol=1e-5, atol=1e-6)
     jpeg = base64.b64encode(jpeg_640x480(0)).decode()
-    r = client.post("/clip/compare", json={"subject": {"type": "base64", "value": jpeg}, "subject_type": "image",
-                                           "prompt": {"d": "a dog", "c": "a cat"}, "prompt_type": "text"})
+    r = client.post(
+        "/clip/compare",
+        json={
+            "subject": {"type": "base64", "value": jpeg},
+            "subject_type": "image",
+            "prompt": {"d": "a dog", "c": "a cat"},
+            "prompt_type": "text",
+        },
+    )
     assert r.status_code == 200 and set(r.json()["similarity"]) == {"d", "c"}
     assert client.get("/healthz").json() == {"status": "ok"}
 
@@ -187,11 +252,21 @@ def test_clis_and_rerender_from_json(tmp_path) -> None:
         r = subprocess.run([sys.executable, *cmd], cwd=root, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and "usage:" in r.stdout, r.stderr
     points = _run_points()
-    extra = {"machine": {k: "x" for k in ("cpu", "nproc", "mem", "python", "torch", "triton", "kernel")},
-             "config": {}, "utc": "u", "wall_s": 1.0, "command": "c"}
+    extra = {
+        "machine": {k: "x" for k in ("cpu", "nproc", "mem", "python", "torch", "triton", "kernel")},
+        "config": {},
+        "utc": "u",
+        "wall_s": 1.0,
+        "command": "c",
+    }
     save_json(tmp_path / "results.json", points, extra)
-    r = subprocess.run([sys.executable, "scripts/bench.py", "--from-json", str(tmp_path / "results.json")], cwd=root,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "scripts/bench.py", "--from-json", str(tmp_path / "results.json")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     a = analyse(points)
     assert (tmp_path / "report.md").read_text() == report(points, {**extra, "analysis": a}, a)

@@ -48,8 +48,11 @@ def reference(img: Image.Image, cfg: Preprocess) -> np.ndarray:
         from torchvision.transforms import Compose
 
         full = open_clip.image_transform(
-            cfg.size, is_train=False, resize_mode=cfg.resize_mode,
-            interpolation=cfg.interpolation, fill_color=cfg.fill_color,
+            cfg.size,
+            is_train=False,
+            resize_mode=cfg.resize_mode,
+            interpolation=cfg.interpolation,
+            fill_color=cfg.fill_color,
         )
         assert type(full.transforms[-1]).__name__ == "Normalize"
         _TRANSFORMS[cfg] = Compose(full.transforms[:-1])
@@ -120,9 +123,13 @@ def test_exif_orientation_parity(orientation: int, fmt: str) -> None:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    width=st.integers(1, 700), height=st.integers(1, 700), size=st.sampled_from([64, 224, 336, 37]),
-    mode=st.sampled_from(["shortest", "squash", "longest"]), interp=st.sampled_from(["bicubic", "bilinear"]),
-    fill=st.sampled_from([0, 128, 255]), seed=st.integers(0, 2**32 - 1),
+    width=st.integers(1, 700),
+    height=st.integers(1, 700),
+    size=st.sampled_from([64, 224, 336, 37]),
+    mode=st.sampled_from(["shortest", "squash", "longest"]),
+    interp=st.sampled_from(["bicubic", "bilinear"]),
+    fill=st.sampled_from([0, 128, 255]),
+    seed=st.integers(0, 2**32 - 1),
 )
 def test_parity_random_geometry(width, height, size, mode, interp, fill, seed) -> None:
     """Any size/aspect: resize sizes, crop offsets and padding match torchvision/open_clip exactly."""
@@ -266,15 +273,17 @@ def test_float_and_int32_modes() -> None:
 # --- errors ------------------------------------------------------------------------------------
 
 
-def png_chunks(width: int, height: int, *, bit_depth: int = 8, color_type: int = 2,
-               rows: bytes | None = None, width_bytes: int = 0) -> bytes:
+def png_chunks(
+    width: int, height: int, *, bit_depth: int = 8, color_type: int = 2, rows: bytes | None = None, width_bytes: int = 0
+) -> bytes:
     """A PNG with valid CRCs; without `rows` it has no pixel data at all (a header-only claim)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0))
     if rows is not None:
-        lines = b"".join(b"\x00" + rows[i * width_bytes:(i + 1) * width_bytes] for i in range(height))
+        lines = b"".join(b"\x00" + rows[i * width_bytes : (i + 1) * width_bytes] for i in range(height))
         out += chunk(b"IDAT", zlib.compress(lines))
     return out + chunk(b"IEND", b"")
 
@@ -359,8 +368,12 @@ def test_animated_gif_uses_the_first_frame() -> None:
 
 
 def test_preprocess_validation() -> None:
-    for bad in (dict(size=0), dict(size=224, resize_mode="crop"), dict(size=224, interpolation="nearest"),
-                dict(size=224, fill_color=256)):
+    for bad in (
+        dict(size=0),
+        dict(size=224, resize_mode="crop"),
+        dict(size=224, interpolation="nearest"),
+        dict(size=224, fill_color=256),
+    ):
         with pytest.raises(ValueError):
             Preprocess(**bad)
 
@@ -378,8 +391,10 @@ def test_draft_never_decodes_below_the_size() -> None:
     rotated = encode(photo("rocket", (3000, 2000)), "JPEG", exif=exif)
     assert load_image(rotated, max_pixels=MAX_PIXELS, draft_size=224).size == (250, 375)
     small = encode(photo("rocket", (400, 300)), "JPEG")  # under 2x the size: no DCT scaling, exact
-    assert np.array_equal(image_to_tensor(small, CFG, max_pixels=MAX_PIXELS, draft=True),
-                          image_to_tensor(small, CFG, max_pixels=MAX_PIXELS))
+    assert np.array_equal(
+        image_to_tensor(small, CFG, max_pixels=MAX_PIXELS, draft=True),
+        image_to_tensor(small, CFG, max_pixels=MAX_PIXELS),
+    )
     png = encode(photo("rocket", (1000, 700)), "PNG")  # draft is JPEG-only
     assert load_image(png, max_pixels=MAX_PIXELS, draft_size=224).size == (1000, 700)
 
@@ -415,8 +430,11 @@ def test_fuzz_random_bytes(data: bytes, draft: bool) -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.sampled_from(range(len(SEEDS))),
-    edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255), st.sampled_from("sit")),
-                   min_size=1, max_size=8),
+    edits=st.lists(
+        st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255), st.sampled_from("sit")),
+        min_size=1,
+        max_size=8,
+    ),
     draft=st.booleans(),
 )
 def test_fuzz_mutated_images(seed: int, edits, draft: bool) -> None:

@@ -33,8 +33,15 @@ from triton_clip.repository import Batching
 from triton_clip.threads import model_threads
 
 ROOT = Path(__file__).resolve().parents[2]
-PARAMS = {"clip_version": "v1", "image_size": "32", "resize_mode": "shortest", "interpolation": "bicubic",
-          "fill_color": "0", "embed_dim": "8", "build_id": "abc"}
+PARAMS = {
+    "clip_version": "v1",
+    "image_size": "32",
+    "resize_mode": "shortest",
+    "interpolation": "bicubic",
+    "fill_color": "0",
+    "embed_dim": "8",
+    "build_id": "abc",
+}
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +83,12 @@ def test_check_header_refuses_what_load_image_refuses_from_the_header():
     png = io.BytesIO()
     Image.new("RGB", (40, 30)).save(png, "PNG")
     assert check_header(png.getvalue(), max_pixels=10_000) == "PNG"
-    for data, kw, reason in [(b"", {}, "empty"), (b"nope", {}, "not_image"),
-                             (png.getvalue(), {"max_pixels": 100}, "too_many_pixels"),
-                             (png.getvalue(), {"max_pixels": 10_000, "min_side": 31}, "too_small")]:
+    for data, kw, reason in [
+        (b"", {}, "empty"),
+        (b"nope", {}, "not_image"),
+        (png.getvalue(), {"max_pixels": 100}, "too_many_pixels"),
+        (png.getvalue(), {"max_pixels": 10_000, "min_side": 31}, "too_small"),
+    ]:
         with pytest.raises(ImageLoadError) as info:
             check_header(data, **{"max_pixels": 10_000, **kw})
         assert info.value.reason == reason
@@ -86,7 +96,8 @@ def test_check_header_refuses_what_load_image_refuses_from_the_header():
 
 def test_configs_and_shipped_code(tmp_path):
     names = preprocess_model.write_encoded_models(
-        tmp_path, "v1", "cpu", "clip-v1-image", PARAMS, 8, Batching(16, 2000), model_threads("preprocess", 2))
+        tmp_path, "v1", "cpu", "clip-v1-image", PARAMS, 8, Batching(16, 2000), model_threads("preprocess", 2)
+    )
     assert names == list(encoded_model_names("v1")) == ["clip-v1-preprocess", "clip-v1-image-encoded"]
     pre = (tmp_path / names[0] / "config.pbtxt").read_text()
     assert 'backend: "python"' in pre and "allow_ragged_batch: true" in pre and "TYPE_UINT8" in pre
@@ -108,8 +119,7 @@ def test_configs_and_shipped_code(tmp_path):
 
 def test_gateway_discovers_the_ensemble():
     def config(name, **params):
-        return {"name": name, "max_batch_size": 8,
-                "parameters": {k: {"string_value": v} for k, v in params.items()}}
+        return {"name": name, "max_batch_size": 8, "parameters": {k: {"string_value": v} for k, v in params.items()}}
 
     image = config("clip-v1-image", clip_version="v1", tower="image", embed_dim="8", image_size="32")
     text = config("clip-v1-text", clip_version="v1", tower="text", context_length="77", text_buckets="77")

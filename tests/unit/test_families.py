@@ -56,11 +56,20 @@ def test_hf_tokenizer_file_must_pad_to_a_fixed_context() -> None:
         HFTokenizer(bare, "whitespace")
 
 
-@pytest.mark.parametrize(("name", "family"), [
-    ("ViT-B-16", "clip"), ("ViT-B-16-SigLIP", "siglip"), ("ViT-SO400M-14-SigLIP2", "siglip2"),
-    ("PE-Core-L-14-336", "pe-core"), ("MobileCLIP-S1", "mobileclip"), ("MobileCLIP2-S0", "mobileclip2"),
-    ("EVA02-B-16", "eva"), ("EVA01-g-14", "eva"), ("EVA02-L-14-336", "eva"),
-])
+@pytest.mark.parametrize(
+    ("name", "family"),
+    [
+        ("ViT-B-16", "clip"),
+        ("ViT-B-16-SigLIP", "siglip"),
+        ("ViT-SO400M-14-SigLIP2", "siglip2"),
+        ("PE-Core-L-14-336", "pe-core"),
+        ("MobileCLIP-S1", "mobileclip"),
+        ("MobileCLIP2-S0", "mobileclip2"),
+        ("EVA02-B-16", "eva"),
+        ("EVA01-g-14", "eva"),
+        ("EVA02-L-14-336", "eva"),
+    ],
+)
 def test_family_names(name: str, family: str) -> None:
     assert family_of(name) == family
 
@@ -73,7 +82,7 @@ def test_tokenizer_model_config_parses_and_serves_the_file(tmp_path, target: str
 
     from triton_clip.tokenizer_model import write_tokenizer_model
 
-    data = "{\"ünïcode\": true}".encode() * 3
+    data = '{"ünïcode": true}'.encode() * 3
     folder = tmp_path / "clip-x-tokenizer"
     write_tokenizer_model(folder, "x", target, "tokenizer.json", data, {"tokenizer": "hf", "tokenizer_sha256": "abc"})
     cfg = text_format.Parse((folder / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())

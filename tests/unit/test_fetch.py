@@ -152,12 +152,18 @@ class FakeResolver:
 
 
 # Plain-http policy where only 127.0.0.1 is let through the non-global check (the escape hatch).
-LOCAL = UrlPolicy(allow_non_https=True, extra_allowed_networks=("127.0.0.1/32",),
-                  connect_timeout_s=1.0, total_timeout_s=2.0, max_bytes=CAP * 10)
+LOCAL = UrlPolicy(
+    allow_non_https=True,
+    extra_allowed_networks=("127.0.0.1/32",),
+    connect_timeout_s=1.0,
+    total_timeout_s=2.0,
+    max_bytes=CAP * 10,
+)
 
 
-async def fetch(policy: UrlPolicy, url: str, resolver: FakeResolver | None = None,
-                transport: httpx.AsyncBaseTransport | None = None) -> bytes:
+async def fetch(
+    policy: UrlPolicy, url: str, resolver: FakeResolver | None = None, transport: httpx.AsyncBaseTransport | None = None
+) -> bytes:
     fetcher = ImageFetcher(policy, resolver=resolver or FakeResolver({}), transport=transport)
     try:
         return await fetcher.fetch(url)
@@ -165,20 +171,53 @@ async def fetch(policy: UrlPolicy, url: str, resolver: FakeResolver | None = Non
         await fetcher.aclose()
 
 
-async def refused(policy: UrlPolicy, url: str, resolver: FakeResolver | None = None,
-                  transport: httpx.AsyncBaseTransport | None = None) -> ImageLoadError:
+async def refused(
+    policy: UrlPolicy, url: str, resolver: FakeResolver | None = None, transport: httpx.AsyncBaseTransport | None = None
+) -> ImageLoadError:
     with pytest.raises(ImageLoadError) as info:
         await fetch(policy, url, resolver, transport)
     return info.value
 
 
 FORBIDDEN = [
-    "127.0.0.1", "127.0.0.53", "127.255.255.254", "::1", "10.0.0.1", "10.255.255.255", "172.16.0.1",
-    "172.31.255.255", "192.168.1.1", "169.254.169.254", "100.64.0.1", "100.127.255.254", "0.0.0.0", "::",
-    "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "::127.0.0.1", "fe80::1", "fc00::1",
-    "fd12:3456::1", "fec0::1", "224.0.0.1", "224.0.1.1", "239.255.255.250", "ff02::1", "ff0e::1", "240.0.0.1",
-    "255.255.255.255", "192.0.0.8", "198.18.0.1", "2002:7f00:1::", "2002:a00:1::", "64:ff9b::a00:1",
-    "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:db8::1",
+    "127.0.0.1",
+    "127.0.0.53",
+    "127.255.255.254",
+    "::1",
+    "10.0.0.1",
+    "10.255.255.255",
+    "172.16.0.1",
+    "172.31.255.255",
+    "192.168.1.1",
+    "169.254.169.254",
+    "100.64.0.1",
+    "100.127.255.254",
+    "0.0.0.0",
+    "::",
+    "::ffff:127.0.0.1",
+    "::ffff:10.0.0.1",
+    "::ffff:169.254.169.254",
+    "::127.0.0.1",
+    "fe80::1",
+    "fc00::1",
+    "fd12:3456::1",
+    "fec0::1",
+    "224.0.0.1",
+    "224.0.1.1",
+    "239.255.255.250",
+    "ff02::1",
+    "ff0e::1",
+    "240.0.0.1",
+    "255.255.255.255",
+    "192.0.0.8",
+    "198.18.0.1",
+    "2002:7f00:1::",
+    "2002:a00:1::",
+    "64:ff9b::a00:1",
+    "64:ff9b::7f00:1",
+    "64:ff9b::a9fe:a9fe",
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+    "2001:db8::1",
 ]
 
 
@@ -195,8 +234,9 @@ async def test_name_resolving_to_forbidden_address_is_refused_without_connecting
     assert server.connections == []
 
 
-@pytest.mark.parametrize("address", ["8.8.8.8", "93.184.216.34", "2606:4700::1111", "::ffff:8.8.8.8",
-                                     "64:ff9b::808:808", "2002:808:808::"])
+@pytest.mark.parametrize(
+    "address", ["8.8.8.8", "93.184.216.34", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::"]
+)
 def test_public_addresses_pass(address: str) -> None:
     assert is_public_address(ipaddress.ip_address(address))
 
@@ -210,8 +250,19 @@ async def test_any_forbidden_answer_refuses(server: Recorder, port: int, answers
     assert server.connections == []
 
 
-IP_LITERALS = ["127.0.0.1:{p}", "2130706433:{p}", "0177.0.0.1:{p}", "0x7f.0.0.1:{p}", "0x7f000001:{p}",
-               "127.1:{p}", "[::1]:{p}", "[::ffff:127.0.0.1]:{p}", "localhost:{p}", "LOCALHOST.:{p}", "metadata"]
+IP_LITERALS = [
+    "127.0.0.1:{p}",
+    "2130706433:{p}",
+    "0177.0.0.1:{p}",
+    "0x7f.0.0.1:{p}",
+    "0x7f000001:{p}",
+    "127.1:{p}",
+    "[::1]:{p}",
+    "[::ffff:127.0.0.1]:{p}",
+    "localhost:{p}",
+    "LOCALHOST.:{p}",
+    "metadata",
+]
 
 
 @pytest.mark.asyncio
@@ -237,8 +288,16 @@ async def test_literals_allowed_by_fqdn_flag_still_hit_the_address_check(
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("url", ["http://images.example.com/a.png", "ftp://images.example.com/a.png",
-                                 "file:///etc/passwd", "images.example.com/a.png", "HTTP://0177.0.0.1/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://images.example.com/a.png",
+        "ftp://images.example.com/a.png",
+        "file:///etc/passwd",
+        "images.example.com/a.png",
+        "HTTP://0177.0.0.1/",
+    ],
+)
 async def test_non_https_refused(url: str) -> None:
     error = await refused(UrlPolicy(), url)
     assert error.reason == "scheme"
@@ -295,16 +354,28 @@ async def test_https_request_is_pinned_with_sni(answer: str) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize(("target", "reason"), [
-    ("http://metadata.example.com/latest/meta-data/", "forbidden_address"),
-    ("http://evil.example.com:{p}/image.png", "forbidden_address"),
-    ("http://127.0.0.1:{p}/image.png", "fqdn"), ("http://localhost:{p}/image.png", "fqdn"),
-    ("http://0177.0.0.1:{p}/image.png", "fqdn"), ("http://[::1]:{p}/image.png", "fqdn"),
-    ("file:///etc/passwd", "scheme"), ("gopher://ok.example.com/", "scheme"),
-])
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("http://metadata.example.com/latest/meta-data/", "forbidden_address"),
+        ("http://evil.example.com:{p}/image.png", "forbidden_address"),
+        ("http://127.0.0.1:{p}/image.png", "fqdn"),
+        ("http://localhost:{p}/image.png", "fqdn"),
+        ("http://0177.0.0.1:{p}/image.png", "fqdn"),
+        ("http://[::1]:{p}/image.png", "fqdn"),
+        ("file:///etc/passwd", "scheme"),
+        ("gopher://ok.example.com/", "scheme"),
+    ],
+)
 async def test_redirect_to_forbidden_target_is_refused(server: Recorder, port: int, target: str, reason: str) -> None:
-    resolver = FakeResolver({"ok.example.com": ["127.0.0.1"], "metadata.example.com": ["169.254.169.254"],
-                             "localhost": ["127.0.0.1"], "evil.example.com": ["10.0.0.1"]})
+    resolver = FakeResolver(
+        {
+            "ok.example.com": ["127.0.0.1"],
+            "metadata.example.com": ["169.254.169.254"],
+            "localhost": ["127.0.0.1"],
+            "evil.example.com": ["10.0.0.1"],
+        }
+    )
     url = f"http://ok.example.com:{port}/redirect?to={target.format(p=port)}"
     error = await refused(LOCAL, url, resolver)
     assert error.reason == reason
@@ -373,8 +444,11 @@ async def test_byte_cap_counts_bytes_even_when_content_length_lies_low() -> None
 async def test_encoded_body_is_refused_not_inflated() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.headers["Accept-Encoding"] == "identity"
-        return httpx.Response(200, headers={"Content-Type": "image/png", "Content-Encoding": "gzip"},
-                              content=gzip.compress(b"\0" * 100 * CAP))
+        return httpx.Response(
+            200,
+            headers={"Content-Type": "image/png", "Content-Encoding": "gzip"},
+            content=gzip.compress(b"\0" * 100 * CAP),
+        )
 
     resolver = FakeResolver({"images.example.com": ["93.184.216.34"]})
     error = await refused(UrlPolicy(), "https://images.example.com/a.png", resolver, httpx.MockTransport(handler))
@@ -405,8 +479,15 @@ async def test_total_timeout_covers_dns() -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize(("path", "reason"), [("/status/404", "http_status"), ("/status/500", "http_status"),
-                                              ("/status/304", "http_status"), ("/html", "content_type")])
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/status/404", "http_status"),
+        ("/status/500", "http_status"),
+        ("/status/304", "http_status"),
+        ("/html", "content_type"),
+    ],
+)
 async def test_bad_responses(server: Recorder, port: int, path: str, reason: str) -> None:
     resolver = FakeResolver({"ok.example.com": ["127.0.0.1"]})
     error = await refused(LOCAL, f"http://ok.example.com:{port}{path}", resolver)
@@ -426,13 +507,31 @@ def _ok(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, headers={"Content-Type": "image/png"}, content=IMAGE)
 
 
-PUBLIC = {h: ["93.184.216.34"] for h in ("example.com", "images.example.com", "evil.com", "cdn.evil.com",
-                                         "notexample.com", "example.com.evil.net", "evil.com.net")}
+PUBLIC = {
+    h: ["93.184.216.34"]
+    for h in (
+        "example.com",
+        "images.example.com",
+        "evil.com",
+        "cdn.evil.com",
+        "notexample.com",
+        "example.com.evil.net",
+        "evil.com.net",
+    )
+}
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize(("host", "ok"), [("example.com", True), ("images.EXAMPLE.com", True), ("evil.com", False),
-                                          ("notexample.com", False), ("example.com.evil.net", False)])
+@pytest.mark.parametrize(
+    ("host", "ok"),
+    [
+        ("example.com", True),
+        ("images.EXAMPLE.com", True),
+        ("evil.com", False),
+        ("notexample.com", False),
+        ("example.com.evil.net", False),
+    ],
+)
 async def test_allowlist(host: str, ok: bool) -> None:
     policy, resolver = UrlPolicy(allowlist=(" Example.COM ",)), FakeResolver(PUBLIC)
     url = f"https://{host}/a.png"
@@ -444,8 +543,9 @@ async def test_allowlist(host: str, ok: bool) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize(("host", "ok"), [("evil.com", False), ("cdn.EVIL.com.", False), ("evil.com.net", True),
-                                          ("example.com", True)])
+@pytest.mark.parametrize(
+    ("host", "ok"), [("evil.com", False), ("cdn.EVIL.com.", False), ("evil.com.net", True), ("example.com", True)]
+)
 async def test_denylist(host: str, ok: bool) -> None:
     policy, resolver = UrlPolicy(denylist=("evil.com",)), FakeResolver(PUBLIC)
     url = f"https://{host}/a.png"
@@ -515,10 +615,29 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Recorder, ss
     folder: Path = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=images.example.com",
-         "-addext", "subjectAltName=DNS:images.example.com"],
-        check=True, capture_output=True, timeout=10,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=images.example.com",
+            "-addext",
+            "subjectAltName=DNS:images.example.com",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=10,
     )
     server = Recorder(KeepAliveHandler)  # keep-alive on, so a pooled connection could be reused
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -534,9 +653,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Recorder, ss
 
 
 @pytest.mark.asyncio
-async def test_https_pinned_connection_verifies_certificate_for_the_name(
-    tls: tuple[Recorder, ssl.SSLContext]
-) -> None:
+async def test_https_pinned_connection_verifies_certificate_for_the_name(tls: tuple[Recorder, ssl.SSLContext]) -> None:
     server, client_context = tls
     server.reset()
     port = server.server_address[1]

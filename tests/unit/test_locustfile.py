@@ -108,9 +108,12 @@ def test_payload_builders_make_valid_requests(probe: dict) -> None:
 
 
 SCENARIOS = {  # tag: (route, request shape)
-    "embed_image": ("/clip/embed_image", "one image"), "embed_image_batch": ("/clip/embed_image", "2-8 images"),
-    "embed_text": ("/clip/embed_text", "one text"), "embed_text_list": ("/clip/embed_text", "2-32 texts"),
-    "compare": ("/clip/compare", "1-8 listed prompts"), "compare_named": ("/clip/compare", "1-8 named prompts"),
+    "embed_image": ("/clip/embed_image", "one image"),
+    "embed_image_batch": ("/clip/embed_image", "2-8 images"),
+    "embed_text": ("/clip/embed_text", "one text"),
+    "embed_text_list": ("/clip/embed_text", "2-32 texts"),
+    "compare": ("/clip/compare", "1-8 listed prompts"),
+    "compare_named": ("/clip/compare", "1-8 named prompts"),
 }
 
 

@@ -18,8 +18,10 @@ from gateway.middleware import GatewayMiddleware, RouteSet
 
 pytestmark = pytest.mark.timeout(10)
 HEX_ID = re.compile(r"[0-9a-f]{32}")
-ROUTES = RouteSet(known=frozenset({"/clip/embed_text", "/clip/compare", "/healthz"}),
-                  limited=frozenset({"/clip/embed_text", "/clip/compare"}))
+ROUTES = RouteSet(
+    known=frozenset({"/clip/embed_text", "/clip/compare", "/healthz"}),
+    limited=frozenset({"/clip/embed_text", "/clip/compare"}),
+)
 
 
 class StubApp:
@@ -94,8 +96,13 @@ def metric(metrics: Metrics, line_start: str) -> float:
 
 def make(app: Any, **kw: int) -> tuple[GatewayMiddleware, Metrics]:
     metrics = Metrics()
-    return GatewayMiddleware(app, metrics=metrics, max_body_bytes=kw.get("max_body", 1024),
-                             max_inflight=kw.get("max_inflight", 4), routes=ROUTES), metrics
+    return GatewayMiddleware(
+        app,
+        metrics=metrics,
+        max_body_bytes=kw.get("max_body", 1024),
+        max_inflight=kw.get("max_inflight", 4),
+        routes=ROUTES,
+    ), metrics
 
 
 async def test_plain_request_passes_with_headers() -> None:
@@ -111,7 +118,7 @@ async def test_plain_request_passes_with_headers() -> None:
     assert metric(metrics, 'clip_gateway_requests_total{route="/clip/embed_text",status="200"}') == 1
 
 
-@pytest.mark.parametrize("given", [b"", b"a b", b"x" * 129, b"<script>", b"\xff\xfe", b"a\tb", b"id\"quoted"])
+@pytest.mark.parametrize("given", [b"", b"a b", b"x" * 129, b"<script>", b"\xff\xfe", b"a\tb", b'id"quoted'])
 async def test_unsafe_or_missing_request_id_is_replaced(given: bytes) -> None:
     mw, _ = make(StubApp())
     client = Client([b""])

@@ -12,18 +12,35 @@ from clipbench.mixed.run import analyse, scenarios
 
 
 def row(scenario: str, kind: str, connections: int, items_per_s: float, p99: float, cpu_s: float) -> dict:
-    return {"variant": "v", "round": 1, "scenario": scenario, "kind": kind, "connections": connections,
-            "items_per_s": items_per_s, "rps": items_per_s, "p50_ms": p99 / 2, "p99_ms": p99, "seconds": 10.0,
-            "our_cpu_s": cpu_s, "others_cpu": 0.0, "errors": 0}
+    return {
+        "variant": "v",
+        "round": 1,
+        "scenario": scenario,
+        "kind": kind,
+        "connections": connections,
+        "items_per_s": items_per_s,
+        "rps": items_per_s,
+        "p50_ms": p99 / 2,
+        "p99_ms": p99,
+        "seconds": 10.0,
+        "our_cpu_s": cpu_s,
+        "others_cpu": 0.0,
+        "errors": 0,
+    }
 
 
 def test_perfect_time_sharing_adds_up_to_one() -> None:
-    rows = [row("alone", "image", 4, 10.0, 400, 20.0), row("alone", "text", 4, 50.0, 100, 20.0),
-            row("mixed", "image", 2, 5.0, 800, 20.0), row("mixed", "text", 2, 25.0, 150, 20.0),
-            # compare costs 1 image + 4 texts: 1 / (1/10 + 4/50) = 5.56 req/s predicted
-            row("alone", "compare", 4, 5.0, 900, 20.0),
-            row("alone", "text", 1, 20.0, 60, 10.0), row("flood", "image", 16, 9.0, 3000, 20.0),
-            row("flood", "text", 1, 10.0, 120, 20.0)]
+    rows = [
+        row("alone", "image", 4, 10.0, 400, 20.0),
+        row("alone", "text", 4, 50.0, 100, 20.0),
+        row("mixed", "image", 2, 5.0, 800, 20.0),
+        row("mixed", "text", 2, 25.0, 150, 20.0),
+        # compare costs 1 image + 4 texts: 1 / (1/10 + 4/50) = 5.56 req/s predicted
+        row("alone", "compare", 4, 5.0, 900, 20.0),
+        row("alone", "text", 1, 20.0, 60, 10.0),
+        row("flood", "image", 16, 9.0, 3000, 20.0),
+        row("flood", "text", 1, 10.0, 120, 20.0),
+    ]
     a = analyse(rows)["v"]
     assert (a["share_image"], a["share_text"], a["share_sum"]) == (0.5, 0.5, 1.0)
     assert a["cpu_share_sum"] == 1.0
@@ -45,8 +62,14 @@ def test_cpu_time_share_sees_through_neighbours_but_not_through_spinning() -> No
 
 
 def test_missing_scenarios_give_nan_not_a_crash() -> None:
-    a = analyse([row("alone", "image", 4, 0.0, 0, 0.0), row("alone", "text", 4, 10.0, 100, 10.0),
-                 row("mixed", "image", 2, 0.0, 0, 10.0), row("mixed", "text", 2, 5.0, 100, 10.0)])["v"]
+    a = analyse(
+        [
+            row("alone", "image", 4, 0.0, 0, 0.0),
+            row("alone", "text", 4, 10.0, 100, 10.0),
+            row("mixed", "image", 2, 0.0, 0, 10.0),
+            row("mixed", "text", 2, 5.0, 100, 10.0),
+        ]
+    )["v"]
     assert math.isnan(a["share_image"]) and a["share_text"] == 0.5
 
 

@@ -17,8 +17,15 @@ LIBTORCH_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*__\d+$")  # pytorch_backend 
 def spec(target: str, tower: str) -> TowerSpec:
     dims = [3, 224, 224] if tower == "image" else [-1]
     warm = [[16], [77]] if tower == "text" else []
-    return TowerSpec(f"clip-ViT-B-32-{tower}", tower, target, dims, 512, {"clip_version": "ViT-B-32", "tower": tower},
-                     warmup_dims=warm)
+    return TowerSpec(
+        f"clip-ViT-B-32-{tower}",
+        tower,
+        target,
+        dims,
+        512,
+        {"clip_version": "ViT-B-32", "tower": tower},
+        warmup_dims=warm,
+    )
 
 
 def parse(text: str) -> model_config_pb2.ModelConfig:

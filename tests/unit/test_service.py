@@ -43,9 +43,19 @@ CLIP_BPE = TOKENIZER.clip_bpe(77, "lower")
 
 def version_info(name: str = "tiny", **changes: object) -> VersionInfo:
     info = VersionInfo(
-        version=name, image_model=f"clip-{name}-image", text_model=f"clip-{name}-text", embed_dim=DIM,
-        preprocess=Preprocess(size=8), context_length=77, text_buckets=(16, 32, 77), image_max_batch=4,
-        text_max_batch=16, open_clip_model=name, pretrained="none", weights_random=True, precision="fp32",
+        version=name,
+        image_model=f"clip-{name}-image",
+        text_model=f"clip-{name}-text",
+        embed_dim=DIM,
+        preprocess=Preprocess(size=8),
+        context_length=77,
+        text_buckets=(16, 32, 77),
+        image_max_batch=4,
+        text_max_batch=16,
+        open_clip_model=name,
+        pretrained="none",
+        weights_random=True,
+        precision="fp32",
         tokenizer_sha256=CLIP_BPE.sha256,
     )
     return replace(info, **changes)
@@ -75,10 +85,12 @@ class FakeTriton:
         self.ready_calls.append(list(models))
         return self.is_ready
 
-    async def infer(self, model: str, input_name: str, output_name: str, batch: np.ndarray,
-                    max_batch: int) -> np.ndarray:
-        self.calls.append({"model": model, "input": input_name, "output": output_name, "batch": batch.copy(),
-                           "max_batch": max_batch})
+    async def infer(
+        self, model: str, input_name: str, output_name: str, batch: np.ndarray, max_batch: int
+    ) -> np.ndarray:
+        self.calls.append(
+            {"model": model, "input": input_name, "output": output_name, "batch": batch.copy(), "max_batch": max_batch}
+        )
         return np.stack([row_embedding(row) for row in batch])
 
     async def follow_replicas(self) -> None:
@@ -120,8 +132,13 @@ async def make_service():
 
     async def make(triton: FakeTriton | None = None, **settings: object) -> tuple[ClipService, FakeTriton]:
         fake = triton or FakeTriton()
-        service = ClipService(Settings(_env_file=None, clip_version_id="tiny", **settings), fake,
-                              ImageFetcher(UrlPolicy()), TOKENIZER, Metrics())
+        service = ClipService(
+            Settings(_env_file=None, clip_version_id="tiny", **settings),
+            fake,
+            ImageFetcher(UrlPolicy()),
+            TOKENIZER,
+            Metrics(),
+        )
         await service.refresh_versions()
         services.append(service)
         return service, fake
@@ -137,6 +154,7 @@ def counter(service: ClipService, name: str) -> float:
 
 
 # --- text cache and de-duplication ---------------------------------------------------------------------------
+
 
 async def test_text_cache_hits_skip_triton(make_service) -> None:
     service, fake = await make_service()
@@ -201,6 +219,7 @@ async def test_long_lists_use_buckets(make_service) -> None:
 
 # --- images --------------------------------------------------------------------------------------------------
 
+
 async def test_images_are_decoded_and_batched(make_service) -> None:
     service, fake = await make_service()
     out = await service.embed_images([image((255, 0, 0)), image((0, 0, 255)), png_b64((0, 255, 0))], None)
@@ -225,6 +244,7 @@ async def test_bad_image_names_its_index_only_in_lists(make_service) -> None:
 
 
 # --- compare shaping -----------------------------------------------------------------------------------------
+
 
 async def test_compare_list_prompt_gives_a_list(make_service) -> None:
     service, fake = await make_service()
@@ -264,21 +284,30 @@ async def test_compare_image_subject_against_texts(make_service) -> None:
 
 # --- limits and errors: refused before any Triton call -------------------------------------------------------
 
-@pytest.mark.parametrize(("call", "error", "message"), [
-    (lambda s: s.embed_images([image((0, 0, 0))] * 3, None), LimitExceeded, "images that can be embedded at once is 2"),
-    (lambda s: s.embed_images([], None), InvalidRequest, "At least one image"),
-    (lambda s: s.embed_texts(["t"] * 5, None, False), PayloadTooLarge, "texts per request is 4"),
-    (lambda s: s.embed_texts([], None, False), InvalidRequest, "At least one text"),
-    (lambda s: s.embed_texts(["ok", "x" * 41], None, False), LimitExceeded, "index 1 has 41 characters"),
-    (lambda s: s.compare("a", "text", ["p"] * 4, "text", None, False), LimitExceeded, "compared at once is 3"),
-    (lambda s: s.compare("a", "text", [], "text", None, False), InvalidRequest, "At least one prompt"),
-    (lambda s: s.compare("a", "video", "p", "text", None, False), InvalidRequest, "subject_type must be"),
-    (lambda s: s.compare("a", "text", "p", "audio", None, False), InvalidRequest, "prompt_type must be"),
-    (lambda s: s.embed_texts(["a"], "ViT-Z-99", False), UnknownVersion, "ViT-Z-99"),
-])
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda s: s.embed_images([image((0, 0, 0))] * 3, None),
+            LimitExceeded,
+            "images that can be embedded at once is 2",
+        ),
+        (lambda s: s.embed_images([], None), InvalidRequest, "At least one image"),
+        (lambda s: s.embed_texts(["t"] * 5, None, False), PayloadTooLarge, "texts per request is 4"),
+        (lambda s: s.embed_texts([], None, False), InvalidRequest, "At least one text"),
+        (lambda s: s.embed_texts(["ok", "x" * 41], None, False), LimitExceeded, "index 1 has 41 characters"),
+        (lambda s: s.compare("a", "text", ["p"] * 4, "text", None, False), LimitExceeded, "compared at once is 3"),
+        (lambda s: s.compare("a", "text", [], "text", None, False), InvalidRequest, "At least one prompt"),
+        (lambda s: s.compare("a", "video", "p", "text", None, False), InvalidRequest, "subject_type must be"),
+        (lambda s: s.compare("a", "text", "p", "audio", None, False), InvalidRequest, "prompt_type must be"),
+        (lambda s: s.embed_texts(["a"], "ViT-Z-99", False), UnknownVersion, "ViT-Z-99"),
+    ],
+)
 async def test_limits_refuse_before_triton(make_service, call, error, message) -> None:
-    service, fake = await make_service(CLIP_MAX_BATCH_SIZE=2, max_texts_per_request=4, max_text_chars=40,
-                                       max_prompts_per_compare=3)
+    service, fake = await make_service(
+        CLIP_MAX_BATCH_SIZE=2, max_texts_per_request=4, max_text_chars=40, max_prompts_per_compare=3
+    )
     with pytest.raises(error, match=message):
         await call(service)
     assert fake.calls == []
@@ -306,6 +335,7 @@ async def test_foreign_tokenizer_versions_are_not_served(make_service) -> None:
 
 
 # --- create_app with the injected client ---------------------------------------------------------------------
+
 
 def test_create_app_uses_the_injected_triton(monkeypatch) -> None:
     for name in ("GATEWAY_API_KEYS", "GATEWAY_API_KEYS_FILE"):

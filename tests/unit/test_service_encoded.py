@@ -25,8 +25,15 @@ class EncodedTriton(FakeTriton):
             message = f"in ensemble '{model}', " + format_image_error("not_image", "Data is not image.")
             raise image_error_from_triton(message)
         if model == ENSEMBLE:
-            self.calls.append({"model": model, "input": input_name, "output": output_name, "batch": batch.copy(),
-                               "max_batch": max_batch})
+            self.calls.append(
+                {
+                    "model": model,
+                    "input": input_name,
+                    "output": output_name,
+                    "batch": batch.copy(),
+                    "max_batch": max_batch,
+                }
+            )
             return np.full((1, DIM), float(len(batch[0])), dtype=np.float32)
         return await super().infer(model, input_name, output_name, batch, max_batch)
 

@@ -65,8 +65,10 @@ def _children(pid: int) -> list[int]:
 
 def test_profile_summary_shares(tmp_path) -> None:
     raw = tmp_path / "stacks.txt"
-    raw.write_text("thread (1): MainThread;run (asyncio/runners.py:118);send (uvicorn/x.py:5) 3\n"
-                   "thread (1): MainThread;run (asyncio/runners.py:118) 1\n")
+    raw.write_text(
+        "thread (1): MainThread;run (asyncio/runners.py:118);send (uvicorn/x.py:5) 3\n"
+        "thread (1): MainThread;run (asyncio/runners.py:118) 1\n"
+    )
     summary = profile.summarise(raw)
     assert dict(summary["self"])["send (x.py)"] == pytest.approx(0.75)
     assert dict(summary["inclusive"])["run (runners.py)"] == pytest.approx(1.0)

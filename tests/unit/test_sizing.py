@@ -15,9 +15,15 @@ from triton_clip.versions import ROBOFLOW_VERSIONS
 
 # The table in docs/deploy.md ("GPU sizing"): (fp16 image max, text max, instances) on a 16 GB GPU.
 EXPECTED_16GB_FP16 = {
-    "ViT-B-16": (256, 512, 2), "ViT-B-32": (256, 512, 2), "ViT-L-14": (256, 256, 2),
-    "ViT-L-14-336px": (64, 256, 2), "RN50": (256, 512, 2), "RN101": (256, 512, 2),
-    "RN50x4": (128, 512, 2), "RN50x16": (64, 256, 2), "RN50x64": (64, 512, 1),
+    "ViT-B-16": (256, 512, 2),
+    "ViT-B-32": (256, 512, 2),
+    "ViT-L-14": (256, 256, 2),
+    "ViT-L-14-336px": (64, 256, 2),
+    "RN50": (256, 512, 2),
+    "RN101": (256, 512, 2),
+    "RN50x4": (128, 512, 2),
+    "RN50x16": (64, 256, 2),
+    "RN50x64": (64, 512, 1),
 }
 
 

@@ -43,8 +43,10 @@ def test_a_child_that_keeps_failing_stops_the_supervisor_with_exit_1(caplog) -> 
 
 
 def test_stop_ends_the_whole_process_group() -> None:
-    child_code = ("import subprocess, sys, time; "
-                  "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)")
+    child_code = (
+        "import subprocess, sys, time; "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
+    )
     handles: list[Proc] = []
 
     def start() -> Proc:
@@ -80,8 +82,9 @@ def test_a_hung_child_is_killed_and_restarted(caplog) -> None:
         return handles[-1]
 
     child = Child("server", start, f"http://127.0.0.1:{port}/")
-    supervisor = Supervisor([child], Policy(hang_timeout_s=1.0, backoff_initial_s=0.1, health_timeout_s=0.3,
-                                            tick_s=0.05))
+    supervisor = Supervisor(
+        [child], Policy(hang_timeout_s=1.0, backoff_initial_s=0.1, health_timeout_s=0.3, tick_s=0.05)
+    )
     runner = threading.Thread(target=supervisor.run, daemon=True)
     runner.start()
     try:

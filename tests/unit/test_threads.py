@@ -18,8 +18,11 @@ from triton_clip.repository import TowerSpec, config_pbtxt, write_model
 from triton_clip.server import TritonOptions, command, environment
 from triton_clip.versions import model_names
 
-TOWERS = [(name, tower) for version in ("ViT-B-32", "ViT-B-16")
-          for name, tower in zip(model_names(version), ("image", "text"))]
+TOWERS = [
+    (name, tower)
+    for version in ("ViT-B-32", "ViT-B-16")
+    for name, tower in zip(model_names(version), ("image", "text"))
+]
 
 
 def spec(tower: str, settings: threads.ModelThreads | None) -> TowerSpec:

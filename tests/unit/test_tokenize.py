@@ -42,33 +42,90 @@ TEXT_76, TEXT_77, TEXT_78 = (words_for_total(n) for n in (76, 77, 78))
 
 CORPUS: list[str] = [
     # plain / mixed case
-    "a photo of a cat", "A Photo Of A Dog", "HeLLo WoRLD", "ALL CAPS PROMPT", "x",
+    "a photo of a cat",
+    "A Photo Of A Dog",
+    "HeLLo WoRLD",
+    "ALL CAPS PROMPT",
+    "x",
     # unicode letters, CJK, RTL
-    "café naïve résumé façade", "Ångström über straße", "東京タワーの写真", "一只猫坐在垫子上",
-    "한국어 문장입니다", "مرحبا بالعالم", "שלום עולם", "abc \u200fمرحبا\u200e def", "Ελληνικά κείμενα",
-    "Привет, мир!", "हिन्दी पाठ", "İstanbul ıi", "ﬁne ligature", "ｆｕｌｌｗｉｄｔｈ ＡＢＣ",
+    "café naïve résumé façade",
+    "Ångström über straße",
+    "東京タワーの写真",
+    "一只猫坐在垫子上",
+    "한국어 문장입니다",
+    "مرحبا بالعالم",
+    "שלום עולם",
+    "abc \u200fمرحبا\u200e def",
+    "Ελληνικά κείμενα",
+    "Привет, мир!",
+    "हिन्दी पाठ",
+    "İstanbul ıi",
+    "ﬁne ligature",
+    "ｆｕｌｌｗｉｄｔｈ ＡＢＣ",
     # emoji and sequences
-    "😀", "a dog 🐶 on a 🛹", "👨\u200d👩\u200d👧\u200d👦 family", "🇺🇸🇯🇵🇫🇷 flags", "👍🏽👍🏿 thumbs",
-    "❤️ love", "🏳️\u200d🌈", "#️⃣ keycap",
+    "😀",
+    "a dog 🐶 on a 🛹",
+    "👨\u200d👩\u200d👧\u200d👦 family",
+    "🇺🇸🇯🇵🇫🇷 flags",
+    "👍🏽👍🏿 thumbs",
+    "❤️ love",
+    "🏳️\u200d🌈",
+    "#️⃣ keycap",
     # HTML entities, including double escaping (open_clip unescapes twice)
-    "tom &amp; jerry", "&lt;b&gt;bold&lt;/b&gt;", "it&#39;s", "&amp;amp; twice", "&amp;amp;amp; thrice",
-    "&quot;quoted&quot; &nbsp;space", "&#x1F600; hex entity", "&unknown; entity",
+    "tom &amp; jerry",
+    "&lt;b&gt;bold&lt;/b&gt;",
+    "it&#39;s",
+    "&amp;amp; twice",
+    "&amp;amp;amp; thrice",
+    "&quot;quoted&quot; &nbsp;space",
+    "&#x1F600; hex entity",
+    "&unknown; entity",
     # mojibake ftfy repairs
-    "The Mona Lisa doesnÃ¢â‚¬â„¢t have eyebrows.", "cafÃ©", "Ã¼ber", "â€œsmart quotesâ€\x9d",
+    "The Mona Lisa doesnÃ¢â‚¬â„¢t have eyebrows.",
+    "cafÃ©",
+    "Ã¼ber",
+    "â€œsmart quotesâ€\x9d",
     # odd whitespace and control characters
-    "tab\tseparated\twords", "line\nbreaks\r\nhere", "nbsp\xa0here", "zero\u200bwidth", "ideographic\u3000space",
-    "  leading and trailing  ", "\x00nul\x1b[31mansi", "\ud800 lone surrogate",
+    "tab\tseparated\twords",
+    "line\nbreaks\r\nhere",
+    "nbsp\xa0here",
+    "zero\u200bwidth",
+    "ideographic\u3000space",
+    "  leading and trailing  ",
+    "\x00nul\x1b[31mansi",
+    "\ud800 lone surrogate",
     # empty / whitespace / punctuation / numbers
-    "", " ", "\t\n \u3000\xa0", "!!!", "...?!", "--- *** ---", "12345", "3.14159", "1,000,000 dollars",
-    "2024-01-01T00:00:00Z", "½ ² ٣ numbers", "#hashtag @mention https://example.com/a?b=c",
+    "",
+    " ",
+    "\t\n \u3000\xa0",
+    "!!!",
+    "...?!",
+    "--- *** ---",
+    "12345",
+    "3.14159",
+    "1,000,000 dollars",
+    "2024-01-01T00:00:00Z",
+    "½ ² ٣ numbers",
+    "#hashtag @mention https://example.com/a?b=c",
     # contractions
-    "it's don't they're we've i'm you'll he'd", "IT'S DON'T THEY'RE", "rock 'n' roll", "o'clock y'all",
+    "it's don't they're we've i'm you'll he'd",
+    "IT'S DON'T THEY'RE",
+    "rock 'n' roll",
+    "o'clock y'all",
     # special-token literals (open_clip maps them to the special ids; we must too)
-    "<start_of_text>", "before <end_of_text> after", "<START_OF_TEXT>", "<|endoftext|>",
+    "<start_of_text>",
+    "before <end_of_text> after",
+    "<START_OF_TEXT>",
+    "<|endoftext|>",
     # long words and long texts
-    "supercalifragilisticexpialidocious", "pneumonoultramicroscopicsilicovolcanoconiosis" * 3, "a" * 300,
-    "ab" * 100, "lorem ipsum dolor sit amet " * 30,
-    TEXT_76, TEXT_77, TEXT_78,
+    "supercalifragilisticexpialidocious",
+    "pneumonoultramicroscopicsilicovolcanoconiosis" * 3,
+    "a" * 300,
+    "ab" * 100,
+    "lorem ipsum dolor sit amet " * 30,
+    TEXT_76,
+    TEXT_77,
+    TEXT_78,
 ]
 
 
@@ -102,7 +159,7 @@ def test_ids_match_open_clip(tok: ClipTokenizer, ref, text: str):
     expected = ref([text])[0].numpy()
     ids = tok.tokenize(text, truncate=True)
     assert ids == expected[: len(ids)].tolist()
-    assert not expected[len(ids):].any()
+    assert not expected[len(ids) :].any()
     assert ids[0] == tok.sot_id == 49406 and ids[-1] == tok.eot_id == 49407
     if len(ref.encode(text)) + 2 <= CONTEXT_LENGTH:
         assert tok.encode(text) == ref.encode(text)
@@ -150,14 +207,17 @@ def test_batch_matches_open_clip_columns(tok: ClipTokenizer, ref):
         assert not expected[:, length:].any()
 
 
-@pytest.mark.parametrize(("texts", "length"), [
-    (["a photo of a cat", ""], 16),
-    ([ONE_TOKEN_WORD] * 3, 16),
-    ([words_for_total(16)], 16),
-    ([words_for_total(17), "x"], 32),
-    ([words_for_total(33)], 77),
-    ([TEXT_77, "x"], 77),
-])
+@pytest.mark.parametrize(
+    ("texts", "length"),
+    [
+        (["a photo of a cat", ""], 16),
+        ([ONE_TOKEN_WORD] * 3, 16),
+        ([words_for_total(16)], 16),
+        ([words_for_total(17), "x"], 32),
+        ([words_for_total(33)], 77),
+        ([TEXT_77, "x"], 77),
+    ],
+)
 def test_batch_picks_the_bucket(tok: ClipTokenizer, ref, texts: list[str], length: int):
     out = tok.batch(texts)
     assert out.shape == (len(texts), length)
@@ -199,8 +259,34 @@ def test_word_cache_is_bounded(tok: ClipTokenizer):
 
 # Raw unicode finds encoding/regex surprises; the piece alphabet hits entities, contractions, emoji
 # modifiers and whitespace far more often than uniform sampling would.
-PIECES = ["cat", "Photo", " ", "\t", "\xa0", "\u3000", "\u200b", "\u200d", "&amp;", "&lt;", "&#39;", "'s", "'LL",
-          "Ã©", "é", "東京", "مرحبا", "👍", "🏽", "🇺", "!", "?..", "42", "½", "<end_of_text>", "straße"]
+PIECES = [
+    "cat",
+    "Photo",
+    " ",
+    "\t",
+    "\xa0",
+    "\u3000",
+    "\u200b",
+    "\u200d",
+    "&amp;",
+    "&lt;",
+    "&#39;",
+    "'s",
+    "'LL",
+    "Ã©",
+    "é",
+    "東京",
+    "مرحبا",
+    "👍",
+    "🏽",
+    "🇺",
+    "!",
+    "?..",
+    "42",
+    "½",
+    "<end_of_text>",
+    "straße",
+]
 TEXTS = st.one_of(st.text(max_size=120), st.lists(st.sampled_from(PIECES), max_size=60).map("".join))
 
 
@@ -210,7 +296,7 @@ def test_random_unicode_matches_open_clip(text: str):
     ref, tok = _reference_and_port()
     expected = ref([text])[0].numpy()
     ids = tok.tokenize(text, truncate=True)
-    assert ids == expected[: len(ids)].tolist() and not expected[len(ids):].any()
+    assert ids == expected[: len(ids)].tolist() and not expected[len(ids) :].any()
     if len(ref.encode(text)) + 2 <= CONTEXT_LENGTH:
         assert tok.tokenize(text) == ids
 
