@@ -43,6 +43,7 @@ IMAGE_WEIGHTS: tuple[int, ...] = (20, 40, 20, 12, 8)
 MAX_IMAGES = 8  # Roboflow's CLIP_MAX_BATCH_SIZE default
 MAX_PROMPTS = 8
 
+# The same nouns as clipbench/payloads.py, restated on purpose: this file runs standalone in the locust image.
 NOUNS = (
     "dog",
     "cat",
