@@ -12,7 +12,8 @@ Scenarios are locust tags; without `--tags` every task runs with the mixed weigh
 | compare_named  | image subject vs a dict of 1-8 named prompts                            | 9            |
 | mixed          | every task above (the tag selects all of them)                          |              |
 
-Run (scripts/loadtest.sh wraps this; scripts/locustfile.py is its locust entry file):
+Run (scripts/loadtest.sh wraps this; scripts/locustfile.py is its locust entry file, also in docker-compose's
+locust service, which mounts this package next to it):
 
     locust -f scripts/locustfile.py --headless -u 8 -r 2 -t 30s --host http://127.0.0.1:9001 --tags compare
 
@@ -36,6 +37,8 @@ import numpy as np
 from locust import HttpUser, between, events, tag, task
 from PIL import Image
 
+from clipbench.payloads import ADJ, CLASS_PROMPTS, NOUNS  # compare: class prompts repeat (gateway LRU)
+
 # (width, height) of the generated test images: thumbnails, webcam, HD, full HD, 12 MP phone photo.
 IMAGE_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (640, 480), (1280, 720), (1920, 1080), (4000, 3000))
 # Draw weights per size: most real traffic is small/medium, a few phone photos.
@@ -43,30 +46,6 @@ IMAGE_WEIGHTS: tuple[int, ...] = (20, 40, 20, 12, 8)
 MAX_IMAGES = 8  # Roboflow's CLIP_MAX_BATCH_SIZE default
 MAX_PROMPTS = 8
 
-# The same nouns as clipbench/payloads.py, restated on purpose: this file runs standalone in the locust image.
-NOUNS = (
-    "dog",
-    "cat",
-    "car",
-    "bicycle",
-    "person",
-    "tree",
-    "house",
-    "boat",
-    "airplane",
-    "bird",
-    "horse",
-    "pizza",
-    "laptop",
-    "chair",
-    "bottle",
-    "clock",
-    "flower",
-    "mountain",
-    "beach",
-    "street",
-)
-ADJECTIVES = ("red", "small", "large", "old", "shiny", "blurry", "dark", "bright", "wet", "wooden")
 TEMPLATES = (
     "a photo of a {}",
     "a {a} {n} on the street",
@@ -75,7 +54,6 @@ TEMPLATES = (
     "an image showing a {a} {n} and a {n2}",
     "{n}",
 )
-CLASS_PROMPTS = tuple(f"a photo of a {n}" for n in NOUNS)  # compare: class prompts repeat (gateway LRU)
 
 _options: dict[str, object] = {"clip_version": None, "max_image_side": 0}
 
@@ -123,7 +101,7 @@ def _pick_image(rng: random.Random, pool) -> str:  # noqa: ANN001
 def prompt(rng: random.Random) -> str:
     """A short prompt (<= 16 CLIP tokens)."""
     nouns = rng.sample(NOUNS, 2)
-    return rng.choice(TEMPLATES).format(nouns[0], a=rng.choice(ADJECTIVES), n=nouns[0], n2=nouns[1])
+    return rng.choice(TEMPLATES).format(nouns[0], a=rng.choice(ADJ), n=nouns[0], n2=nouns[1])
 
 
 def _versioned(body: dict) -> dict:

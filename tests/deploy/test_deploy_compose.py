@@ -375,21 +375,40 @@ def test_grafana_provisioning_matches_the_dashboard(full):
     assert mounts["/etc/grafana/provisioning"] == REPO / "docker" / "grafana" / "provisioning"
 
 
+def _top_level_imports(path: Path) -> dict[str, set[str]]:
+    """{file: its top-level imported packages}, following `clipbench.*` imports into the mounted package."""
+    found: dict[str, set[str]] = {}
+    todo = [path]
+    while todo:
+        source = todo.pop()
+        names = set()
+        for line in source.read_text().splitlines():
+            if line.startswith(("import ", "from ")):
+                module = line.split()[1]
+                names.add(module.split(".")[0])
+                if module.startswith("clipbench."):
+                    todo.append(REPO / (module.replace(".", "/") + ".py"))
+        found[str(source.relative_to(REPO))] = names
+    return found
+
+
 def test_locust_runs_headless_against_the_gateway(full):
     locust = full["locust"]
     env = locust["environment"]
     assert env["LOCUST_HOST"] == "http://gateway:9001" and env["LOCUST_HEADLESS"] == "true"
     mounts = {v["target"]: v for v in locust["volumes"]}
     assert env["LOCUST_LOCUSTFILE"] == "/mnt/locust/locustfile.py"
-    # the scenarios file itself, standalone in the locust image (it imports locust, numpy and Pillow only)
+    # the entry file scripts/loadtest.sh uses too, and next to it the clipbench package it imports
     source = Path(mounts["/mnt/locust/locustfile.py"]["source"])
-    assert source == REPO / "clipbench" / "locustfile.py" and mounts["/mnt/locust/locustfile.py"]["read_only"]
-    imports = {
-        line.split()[1].split(".")[0]
-        for line in source.read_text().splitlines()
-        if line.startswith(("import ", "from "))
-    }
-    assert imports <= {"__future__", "base64", "io", "random", "functools", "numpy", "locust", "PIL"}, imports
+    assert source == REPO / "scripts" / "locustfile.py" and mounts["/mnt/locust/locustfile.py"]["read_only"]
+    package = mounts["/mnt/locust/clipbench"]
+    assert Path(package["source"]) == REPO / "clipbench" and package["read_only"]
+    assert env["PYTHONPATH"] == "/mnt/locust"
+    # what the locust image runs imports locust, numpy and Pillow only (besides the standard library)
+    imports = _top_level_imports(source)
+    assert {"scripts/locustfile.py", "clipbench/locustfile.py", "clipbench/payloads.py"} <= set(imports), imports
+    allowed = {"__future__", "base64", "io", "json", "random", "functools", "numpy", "locust", "PIL", "clipbench"}
+    assert set().union(*imports.values()) <= allowed, imports
 
 
 def test_triton_can_be_scaled_behind_one_name(compose_config):
