@@ -28,7 +28,8 @@ from typing import Self
 
 from clipbench.payloads import photographic_jpeg
 from clipbench.procstat import CpuWindow
-from triton_clip.local import free_port, stop_process, wait_http
+from triton_clip.launch import Gateway, start_gateway
+from triton_clip.local import free_port
 from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +88,7 @@ class Service:
     def __init__(self, code_root: Path, work: Path, env: dict[str, str]) -> None:
         self.code_root, self.work, self.env = code_root, work, env
         self.triton: TritonProcess | None = None
-        self.gateway: subprocess.Popen | None = None
+        self.gateway: Gateway | None = None
 
     def __enter__(self) -> Self:
         repo = self.work / "model_repository"
@@ -103,7 +104,6 @@ class Service:
         opts = TritonOptions(repo, "127.0.0.1", free_port(), free_port(), free_port())
         self.triton = TritonProcess(opts, log_file=self.work / "tritonserver.log")
         self.triton.wait_ready(180)
-        port = free_port()
         env = {
             **py,
             "GATEWAY_TRITON_URL": f"127.0.0.1:{opts.grpc_port}",
@@ -113,31 +113,14 @@ class Service:
             "GATEWAY_MAX_INFLIGHT": "512",
             **self.env,
         }
-        log = open(self.work / "gateway.log", "ab")  # noqa: SIM115 - closed with the process
-        self.gateway = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "gateway.main:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
-            cwd=self.code_root,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.base_url = f"http://127.0.0.1:{port}"
-        wait_http(f"{self.base_url}/readiness", 60, self.gateway)
+        log_file = self.work / "gateway.log"
+        self.gateway = start_gateway(env, workers=1, log_file=log_file, ready_timeout_s=60, code_root=self.code_root)
+        self.base_url = self.gateway.base_url
         return self
 
     def __exit__(self, *exc: object) -> None:
-        stop_process(self.gateway)
+        if self.gateway is not None:
+            self.gateway.stop()
         if self.triton is not None:
             self.triton.stop()
 

@@ -43,6 +43,7 @@ from clipbench.payloads import HttpBodies
 from clipbench.plot import plot
 from clipbench.report import load_json, print_summary, report, save_json
 from clipbench.repos import ensure_exported
+from clipbench.results import add_output_options, run_folder
 from clipbench.servers import ROOT, Servers, machine_info
 from clipbench.session import Session
 from clipbench.shm import shm
@@ -167,23 +168,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--triton-levels", default="1,4,8,16,32,64", type=levels)
     p.add_argument("--http-levels", default="1,4,16,64", type=levels)
     p.add_argument("--bucket-concurrency", type=int, default=32)
-    p.add_argument(
-        "--ab-rounds",
-        type=int,
-        default=2,
-        help="interleaved saturation rounds (in-process / Triton / gateway / naive) at the end",
-    )
+    p.add_argument("--ab-rounds", type=int, default=2, help="final saturation rounds: in-process/Triton/gateway/naive")
     p.add_argument("--ab-seconds", type=float, default=8.0, help="time box of one A/B point")
     p.add_argument("--only-ab", action="store_true", help="skip the sweeps: only the A/B rounds")
     p.add_argument("--gateway-env", action="append", default=[], help="KEY=VALUE for the gateway (repeatable)")
-    p.add_argument("--out", type=Path, default=None)
-    p.add_argument("--docs", type=Path, default=None, help="also copy the plot to DIR/benchmarks.png")
-    p.add_argument(
-        "--from-json",
-        type=Path,
-        default=None,
-        help="only re-render report.md and the plot from a stored results.json (no load)",
-    )
+    add_output_options(p, "benchmarks.png")
     args = p.parse_args(argv)
     args.gateway_env = dict(kv.split("=", 1) for kv in args.gateway_env)
     return args
@@ -200,8 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 def bench(args: argparse.Namespace) -> int:
     """Run, then write results.json once (also when the run failed: the points so far, without analysis)."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` blocks stop the servers
-    args.out = args.out or ROOT / "results" / f"bench-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.out = run_folder(args.out, "bench")
     console.print(f"bench: {args.version}, results in {args.out}")
     servers = Servers(args.version, args.repository.resolve(), args.out, args.gateway_env, args.model_config)
     points: list = []

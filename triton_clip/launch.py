@@ -59,10 +59,15 @@ def start_gateway(
     log_file: Path | None = None,
     access_log: bool = False,
     ready_timeout_s: float | None = 60.0,
+    code_root: Path = ROOT,
 ) -> Gateway:
-    """Start the gateway with `env` (GATEWAY_TRITON_URL, ...) and, unless told not to, wait for /readiness."""
+    """Start the gateway with `env` (GATEWAY_TRITON_URL, ...) and, unless told not to, wait for /readiness.
+
+    `code_root`: the checkout whose `gateway` package runs (`python -m` imports from its working directory).
+    """
     port = port or free_port()
-    proc = start_group(gateway_command(host, port, workers, access_log), env=env, log_file=log_file, cwd=ROOT)
+    cmd = gateway_command(host, port, workers, access_log)
+    proc = start_group(cmd, env=env, log_file=log_file, cwd=code_root)
     gateway = Gateway(proc, host, port, log_file)
     if ready_timeout_s is not None:
         try:

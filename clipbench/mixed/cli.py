@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from clipbench.mixed.stack import ROOT, VARIANTS
+from clipbench.results import add_output_options
 from triton_clip.threads import default_cores
 
 
@@ -34,21 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=4, help="total connections of every scenario")
     parser.add_argument("--cores", type=int, default=default_cores(), help="cores the plan is sized for")
     parser.add_argument("--no-compare", action="store_true", help="skip the compare scenario")
-    parser.add_argument(
-        "--flood",
-        type=int,
-        default=16,
-        help="image connections of the fairness scenario against 1 text client (0 = skip)",
-    )
+    parser.add_argument("--flood", type=int, default=16, help="image connections against 1 text client (0: skip)")
     parser.add_argument("--gateway-workers", type=int, default=1, help="uvicorn worker processes of the gateway")
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--docs", type=Path, default=None)
-    parser.add_argument(
-        "--from-json",
-        type=Path,
-        default=None,
-        help="re-render report.md and the plot from a results.json, without new load",
-    )
+    add_output_options(parser, "benchmarks-mixed.png")
     args = parser.parse_args(argv)
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in args.variants if v not in VARIANTS]

@@ -4,7 +4,6 @@ and compare; then the shares, latency ratios and compare-vs-prediction of docs/b
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import os
 import signal
@@ -14,10 +13,11 @@ from pathlib import Path
 from rich.console import Console
 
 from clipbench.mixed import wrk
-from clipbench.mixed.stack import ROOT, VARIANTS, Stack
+from clipbench.mixed.stack import VARIANTS, Stack
 from clipbench.payloads import jpeg_640x480, unique_prompt
 from clipbench.procstat import CpuWindow
 from clipbench.repos import ensure_exported
+from clipbench.results import run_folder
 from clipbench.servers import machine_info
 from triton_clip import threads
 
@@ -213,8 +213,7 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 def main(args) -> int:  # args: clipbench/mixed/cli.py's namespace
     signal.signal(signal.SIGTERM, _interrupt)
-    args.out = args.out or ROOT / "results" / f"mixed-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.out = run_folder(args.out, "mixed")
     rows = json.loads(args.from_json.read_text())["rows"] if args.from_json else run_all(args)
     from clipbench.mixed.report import plot, table
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from triton_clip import threads
-from triton_clip.local import free_port, stop_process, wait_http
+from triton_clip.launch import start_gateway
+from triton_clip.local import free_port
 from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,37 +56,20 @@ class Stack:
             GATEWAY_MAX_INFLIGHT="512",
             GATEWAY_TEXT_CACHE_SIZE="0",
         )
-        log = open(out / f"gateway-{variant.name}.log", "ab")  # noqa: SIM115 - closed with the process
-        self.gateway = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "gateway.main:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(ports["gateway"]),
-                "--no-access-log",
-                "--workers",
-                str(workers),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+        log_file = out / f"gateway-{variant.name}.log"
+        self.gateway = start_gateway(
+            env, port=ports["gateway"], workers=workers, log_file=log_file, ready_timeout_s=None
         )
-        self.url = f"http://127.0.0.1:{ports['gateway']}"
+        self.url = self.gateway.base_url
 
     def wait_ready(self) -> None:
         try:
             self.triton.wait_ready(600)
-            wait_http(self.url + "/readiness", 180, self.gateway)
+            self.gateway.wait_ready(180)
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
-        stop_process(self.gateway, 15.0)
+        self.gateway.stop(15.0)
         self.triton.stop()
