@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from gateway.deps import Creds, State
+from gateway.deps import AppState, Credentials, Creds, State
 from gateway.schemas import (
     ClipCompareRequest,
     ClipCompareResponse,
@@ -20,6 +21,7 @@ from gateway.schemas import (
     ImageFields,
     TextFields,
 )
+from gateway.service import ClipService
 
 router = APIRouter(prefix="/clip", tags=["clip"])
 _ERRORS = {
@@ -32,57 +34,64 @@ _ERRORS = {
 }
 
 
-def _respond(started: float, **fields: object) -> Response:
-    body = {"inference_id": None, "frame_id": None, "time": time.perf_counter() - started, **fields}
-    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+@dataclass(slots=True)
+class Call:
+    """One handled request: its key, the version it asks for, its route family; timed from its creation."""
+
+    state: AppState
+    creds: Credentials
+    api_key: str | None
+    version: str | None
+    route: str = "clip"
+    started: float = field(default_factory=time.perf_counter)
+
+    def service(self) -> ClipService:
+        """The service, once the key is accepted."""
+        self.creds.check(self.state, self.api_key)
+        return self.state.service
+
+    def respond(self, **fields: object) -> Response:
+        body = {"inference_id": None, "frame_id": None, "time": time.perf_counter() - self.started, **fields}
+        return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 
 def _rows(embeddings: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(embeddings, dtype=np.float32)
 
 
-async def image_response(
-    body: ImageFields, api_key: str | None, version: str | None, state: State, creds: Creds, route: str = "clip"
-) -> Response:
-    """The embed_image handler of both route families; only the version field and the route differ."""
-    started = time.perf_counter()
-    creds.check(state, api_key)
-    images = body.image if isinstance(body.image, list) else [body.image]
-    embeddings = await state.service.embed_images(images, version, listed=isinstance(body.image, list), route=route)
-    return _respond(started, embeddings=_rows(embeddings))
+# The handlers of both route families (/clip, /perception_encoder): only the version field and the route differ.
+async def image_response(body: ImageFields, call: Call) -> Response:
+    service, listed = call.service(), isinstance(body.image, list)
+    images = body.image if listed else [body.image]
+    embeddings = await service.embed_images(images, call.version, listed=listed, route=call.route)
+    return call.respond(embeddings=_rows(embeddings))
 
 
-async def text_response(
-    body: TextFields, api_key: str | None, version: str | None, state: State, creds: Creds, route: str = "clip"
-) -> Response:
-    started = time.perf_counter()
-    creds.check(state, api_key)
+async def text_response(body: TextFields, call: Call) -> Response:
+    service = call.service()
     texts = body.text if isinstance(body.text, list) else [body.text]
-    embeddings = await state.service.embed_texts(texts, version, body.truncate, route)
-    return _respond(started, embeddings=_rows(embeddings))
+    embeddings = await service.embed_texts(texts, call.version, body.truncate, call.route)
+    return call.respond(embeddings=_rows(embeddings))
 
 
-async def compare_response(
-    body: CompareFields, api_key: str | None, version: str | None, state: State, creds: Creds, route: str = "clip"
-) -> Response:
-    started = time.perf_counter()
-    creds.check(state, api_key)
-    similarity = await state.service.compare(
-        body.subject, body.subject_type, body.prompt, body.prompt_type, version, body.truncate, route
+async def compare_response(body: CompareFields, call: Call) -> Response:
+    service = call.service()
+    similarity = await service.compare(
+        body.subject, body.subject_type, body.prompt, body.prompt_type, call.version, body.truncate, call.route
     )
-    return _respond(started, similarity=similarity, parent_id=None)
+    return call.respond(similarity=similarity, parent_id=None)
 
 
 @router.post("/embed_image", response_model=ClipEmbeddingResponse, summary="CLIP Image Embeddings", responses=_ERRORS)
 async def embed_image(body: ClipImageEmbeddingRequest, state: State, creds: Creds) -> Response:
-    return await image_response(body, body.api_key, body.clip_version_id, state, creds)
+    return await image_response(body, Call(state, creds, body.api_key, body.clip_version_id))
 
 
 @router.post("/embed_text", response_model=ClipEmbeddingResponse, summary="CLIP Text Embeddings", responses=_ERRORS)
 async def embed_text(body: ClipTextEmbeddingRequest, state: State, creds: Creds) -> Response:
-    return await text_response(body, body.api_key, body.clip_version_id, state, creds)
+    return await text_response(body, Call(state, creds, body.api_key, body.clip_version_id))
 
 
 @router.post("/compare", response_model=ClipCompareResponse, summary="CLIP Compare", responses=_ERRORS)
 async def compare(body: ClipCompareRequest, state: State, creds: Creds) -> Response:
-    return await compare_response(body, body.api_key, body.clip_version_id, state, creds)
+    return await compare_response(body, Call(state, creds, body.api_key, body.clip_version_id))

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from gateway.deps import Creds, State
-from gateway.routes.clip import _ERRORS, compare_response, image_response, text_response
+from gateway.routes.clip import _ERRORS, Call, compare_response, image_response, text_response
 from gateway.schemas import (
     ClipCompareResponse,
     ClipEmbeddingResponse,
@@ -26,16 +26,16 @@ router = APIRouter(prefix="/perception_encoder", tags=["perception_encoder"])
     responses=_ERRORS,
 )
 async def embed_image(body: PerceptionEncoderImageEmbeddingRequest, state: State, creds: Creds) -> Response:
-    return await image_response(body, body.api_key, body.perception_encoder_version_id, state, creds, ROUTE)
+    return await image_response(body, Call(state, creds, body.api_key, body.perception_encoder_version_id, ROUTE))
 
 
 @router.post(
     "/embed_text", response_model=ClipEmbeddingResponse, summary="Perception Encoder Text Embeddings", responses=_ERRORS
 )
 async def embed_text(body: PerceptionEncoderTextEmbeddingRequest, state: State, creds: Creds) -> Response:
-    return await text_response(body, body.api_key, body.perception_encoder_version_id, state, creds, ROUTE)
+    return await text_response(body, Call(state, creds, body.api_key, body.perception_encoder_version_id, ROUTE))
 
 
 @router.post("/compare", response_model=ClipCompareResponse, summary="Perception Encoder Compare", responses=_ERRORS)
 async def compare(body: PerceptionEncoderCompareRequest, state: State, creds: Creds) -> Response:
-    return await compare_response(body, body.api_key, body.perception_encoder_version_id, state, creds, ROUTE)
+    return await compare_response(body, Call(state, creds, body.api_key, body.perception_encoder_version_id, ROUTE))
