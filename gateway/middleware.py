@@ -18,7 +18,7 @@ import logging
 import random
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Awaitable, Callable, MutableMapping
 
 from gateway import logs
@@ -56,23 +56,28 @@ def _body_too_large(limit: int) -> StarletteHTTPException:
     return StarletteHTTPException(413, f"Request body is larger than {limit} bytes.")
 
 
+@dataclass(eq=False)
 class GatewayMiddleware:
-    def __init__(
-        self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, max_inflight: int, routes: RouteSet
-    ) -> None:
-        self.app = app
-        self.routes = routes
-        self.metrics = metrics
-        self.max_body = max_body_bytes
-        self.max_inflight = max_inflight
-        self.inflight = 0
+    """Wraps the whole app (`app.add_middleware(GatewayMiddleware, metrics=..., ...)`); one per worker process."""
+
+    app: ASGIApp
+    _: KW_ONLY
+    metrics: Metrics
+    max_body_bytes: int
+    max_inflight: int
+    routes: RouteSet
+    inflight: int = 0  # requests of the limited routes being served now
+
+    def __post_init__(self) -> None:
         self._ids = random.Random()  # request ids need uniqueness, not secrecy: no urandom syscall per request
         # Labelled metric children, looked up once: `labels()` takes a lock and builds a key per call.
         self._counters: dict[tuple[str, int], Any] = {}
         self._histograms: dict[str, Any] = {}
 
-    def _new_id(self) -> str:
-        return f"{self._ids.getrandbits(128):032x}"
+    def _request_id(self, headers: dict[str, str]) -> str:
+        """The client's X-Request-ID if it is a safe token, else a fresh one."""
+        given = headers.get("x-request-id", "")
+        return given if _REQUEST_ID.fullmatch(given) else f"{self._ids.getrandbits(128):032x}"
 
     def _count(self, route: str, code: int, elapsed: float) -> None:
         counter = self._counters.get((route, code))
@@ -95,12 +100,10 @@ class GatewayMiddleware:
             for k, v in scope.get("headers", [])
             if k.lower() in _WANTED_HEADERS
         }  # only the two read here: no dict of every header
-        given_id = headers.get("x-request-id", "")
-        request_id = given_id if _REQUEST_ID.fullmatch(given_id) else self._new_id()
+        request_id = self._request_id(headers)
         scope.setdefault("state", {})["request_id"] = request_id
         token = logs.request_id.set(request_id)
-        path = scope.get("path", "")
-        route = path if path in self.routes.known else "other"
+        path = scope.get("path", "")  # read once: an inner router may rewrite the scope
         status = {"code": 500}
 
         async def send_wrapped(message: Message) -> None:
@@ -113,43 +116,49 @@ class GatewayMiddleware:
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 
-        limited = path in self.routes.limited
         try:
-            early = self._admit(headers, limited)
-            if early is not None:
-                await early(scope, receive, send_wrapped)
-                return
-            if not limited:
-                await self.app(scope, self._capped(receive), send_wrapped)
-                return
-            self.inflight += 1
-            self.metrics.inflight.inc()
-            try:
-                if await _run_until_disconnect(self.app, scope, self._capped(receive), send_wrapped):
-                    status["code"] = _CLIENT_CLOSED
-            finally:
-                self.inflight -= 1
-                self.metrics.inflight.dec()
+            if await self._serve(scope, receive, send_wrapped, headers, path in self.routes.limited):
+                status["code"] = _CLIENT_CLOSED
         finally:
-            elapsed = time.perf_counter() - start
-            self._count(route, status["code"], elapsed)
-            log.info(
-                "request",
-                extra={
-                    "method": scope.get("method"),
-                    "path": path,
-                    "status": status["code"],
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+            self._log(scope.get("method"), path, status["code"], time.perf_counter() - start)
             logs.request_id.reset(token)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], limited: bool) -> bool:
+        """Refuse early, or run the app (a limited route within the in-flight limit); True if the client left."""
+        early = self._admit(headers, limited)
+        if early is not None:
+            await early(scope, receive, send)
+            return False
+        if not limited:
+            await self.app(scope, self._capped(receive), send)
+            return False
+        self.inflight += 1
+        self.metrics.inflight.inc()
+        try:
+            return await _run_until_disconnect(self.app, scope, self._capped(receive), send)
+        finally:
+            self.inflight -= 1
+            self.metrics.inflight.dec()
+
+    def _log(self, method: str | None, path: str, code: int, elapsed: float) -> None:
+        """Metrics and the access line of one finished request."""
+        self._count(path if path in self.routes.known else "other", code, elapsed)
+        log.info(
+            "request",
+            extra={
+                "method": method,
+                "path": path,
+                "status": code,
+                "duration_ms": round(elapsed * 1000, 2),
+            },
+        )
 
     def _admit(self, headers: dict[str, str], limited: bool) -> Any:
         """Refuse before reading the body: declared size over the cap, or too much work in flight."""
         error: GatewayError | None = None
         length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_body:
-            error = PayloadTooLarge(str(_body_too_large(self.max_body).detail))
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            error = PayloadTooLarge(str(_body_too_large(self.max_body_bytes).detail))
         elif limited and self.inflight >= self.max_inflight:
             self.metrics.rejected.labels("inflight").inc()
             error = Overloaded()
@@ -164,8 +173,8 @@ class GatewayMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise _body_too_large(self.max_body)
+                if seen > self.max_body_bytes:
+                    raise _body_too_large(self.max_body_bytes)
             return message
 
         return wrapped
