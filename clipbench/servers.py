@@ -29,41 +29,27 @@ def _log(path: Path):  # noqa: ANN202 - a binary file owned by the child's lifet
 
 @dataclass
 class Servers:
-    """Started by `start()`, stopped by `stop()`; URLs are valid in between."""
+    """Started by `start()` (which sets the three URLs), stopped by `stop()`."""
 
     version: str
     repo: Path
     out: Path
     gateway_env: dict[str, str] = field(default_factory=dict)
     model_configs: list[Path] = field(default_factory=list)
-    ports: dict[str, int] = field(
-        default_factory=lambda: {k: free_port() for k in ("http", "grpc", "metrics", "gateway", "naive")}
-    )
+    gw_url: str = ""
+    naive_url: str = ""
+    grpc_url: str = ""
     procs: list[subprocess.Popen] = field(default_factory=list)
     triton: object = None
-
-    @property
-    def gw_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['gateway']}"
-
-    @property
-    def naive_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['naive']}"
-
-    @property
-    def grpc_url(self) -> str:
-        return f"127.0.0.1:{self.ports['grpc']}"
 
     def start(self) -> None:
         from triton_clip.launch import start_gateway
         from triton_clip.server import DEFAULT_HOME, TritonOptions, TritonProcess, install
 
         install(DEFAULT_HOME)
-        p = self.ports
-        self.triton = TritonProcess(
-            TritonOptions(self.repo, "127.0.0.1", p["http"], p["grpc"], p["metrics"]),
-            log_file=self.out / "tritonserver.log",
-        )
+        opts = TritonOptions(self.repo, "127.0.0.1", free_port(), free_port(), free_port())
+        self.triton = TritonProcess(opts, log_file=self.out / "tritonserver.log")
+        self.grpc_url = opts.grpc_url
         env = dict(
             os.environ,
             GATEWAY_TRITON_URL=self.grpc_url,
@@ -71,7 +57,9 @@ class Servers:
             GATEWAY_MAX_INFLIGHT="512",
             **self.gateway_env,
         )
-        gw = start_gateway(env, port=p["gateway"], log_file=self.out / "gateway.log", ready_timeout_s=None).proc
+        gateway = start_gateway(env, log_file=self.out / "gateway.log", ready_timeout_s=None)
+        self.gw_url = gateway.base_url
+        naive_port = free_port()
         configs = [a for c in self.model_configs for a in ("--model-config", str(c))]
         naive = subprocess.Popen(
             [
@@ -83,16 +71,17 @@ class Servers:
                 "--pretrained",
                 "none",
                 "--port",
-                str(p["naive"]),
+                str(naive_port),
                 *configs,
             ],
             cwd=ROOT,
             stdout=_log(self.out / "naive.log"),
             stderr=subprocess.STDOUT,
         )
-        self.procs = [gw, naive]
+        self.naive_url = f"http://127.0.0.1:{naive_port}"
+        self.procs = [gateway.proc, naive]
         self.triton.wait_ready(300)
-        wait_http(f"{self.gw_url}/readiness", 120, gw)
+        gateway.wait_ready(120)
         wait_http(f"{self.naive_url}/healthz", 180, naive)
 
     def stop(self) -> None:
