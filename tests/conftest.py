@@ -44,7 +44,8 @@ def tiny_repository(tmp_path_factory, open_clip_tiny) -> Path:
 @pytest.fixture(scope="session")
 def tiny_reference(open_clip_tiny):
     """Eager open_clip model with the same weights as the exported one (same seed)."""
-    from triton_clip.export import ExportRequest, load_model
+    from triton_clip.export import ExportRequest
+    from triton_clip.reference import load_model
 
     return load_model(ExportRequest(TINY, "none"))
 

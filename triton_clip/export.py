@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -22,9 +21,10 @@ import torch
 
 from gateway.contract import TOWER_PREPROCESS, Param, encoded_model_names, format_buckets, text_buckets
 from triton_clip import provenance, sizing
-from triton_clip.families import check_tokenizer, family_of, tokenizer_export
+from triton_clip.families import TokenizerExport, check_tokenizer, family_of, tokenizer_export
 from triton_clip.families import text_tower as choose_text_tower
 from triton_clip.preprocess_model import ship_code, write_encoded_models
+from triton_clip.reference import TOKENIZER_TEXTS, VERIFY_TEXTS, import_open_clip, load_model, verify
 from triton_clip.repository import RUNNER, Target, TowerSpec, write_model
 from triton_clip.threads import DEFAULT_PLAN, default_cores, model_threads
 from triton_clip.tokenizer_model import tokenizer_model_name, write_tokenizer_folder
@@ -32,14 +32,6 @@ from triton_clip.towers import ExportError, ImageTower, to_torchscript
 from triton_clip.versions import RANDOM_WEIGHTS, model_names, open_clip_name
 
 log = logging.getLogger("triton_clip.export")
-FP32_TOLERANCE = 1e-4
-# Scale-free too: random-init towers (tiny EVA: norm ~0.002) can differ by less than 1e-4 and still point
-# elsewhere (an EVA tower without its rotary embeddings: cos 0.993, max diff 1.1e-4).
-FP32_MIN_COSINE = 0.99999
-FP16_MIN_COSINE = 0.999
-# Short texts (every one under 16 tokens) for the scripted-vs-eager check, and hostile ones for the tokenizer.
-VERIFY_TEXTS = ["a photo of a dog", "", "A Diagram, of 3 things!"]
-TOKENIZER_TEXTS = [*VERIFY_TEXTS, "   ", "Ünïcödé café 日本語 🐶🇫🇷", "&amp; &lt;b&gt; it's", "word " * 100]
 
 Progress = Callable[[str], None]
 
@@ -65,133 +57,61 @@ class ExportRequest:
         return self.target == "cpu" if self.encoded_images is None else self.encoded_images
 
 
-def _import_open_clip():  # noqa: ANN202 - keeps `--help` fast and torch warnings quiet
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    import open_clip
+@dataclass
+class _Scripted:
+    """Both towers as TorchScript, with what their configs record about them."""
 
-    return open_clip
-
-
-def load_model(request: ExportRequest):  # noqa: ANN201
-    """open_clip model with the requested weights, or an ExportError that says what to do."""
-    open_clip = _import_open_clip()
-    name = open_clip_name(request.version)
-    if name not in open_clip.list_models():
-        raise ExportError(
-            f"unknown CLIP version {request.version!r} (open_clip name {name!r}). Use a Roboflow id "
-            "(ViT-B-16, ViT-B-32, ViT-L-14, ViT-L-14-336px, RN50, RN101, RN50x4, RN50x16, RN50x64), "
-            "any name from open_clip.list_models(), or register a config with --model-config."
-        )
-    source = request.pretrained
-    quick = provenance.resolve_quick_gelu(request.version, source, request.quick_gelu)
-    if source == RANDOM_WEIGHTS:
-        torch.manual_seed(request.seed)
-        return _checked(open_clip.create_model(name, pretrained=None, quick_gelu=quick).eval(), quick)
-    looks_like_path = provenance.is_checkpoint_path(source)
-    if looks_like_path and not Path(source).is_file():
-        raise ExportError(f"checkpoint file {source!r} does not exist.")
-    if not looks_like_path and source not in open_clip.list_pretrained_tags_by_model(name):
-        tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
-        raise ExportError(f"{name!r} has no pretrained tag {source!r}. Known tags: {tags}.")
-    # A tag is built as trained: force_quick_gelu when its config says so, and open_clip's mismatch
-    # warning is an error here (never again a GELU model silently serving QuickGELU weights).
-    kwargs = {"force_quick_gelu": True} if quick and not looks_like_path else {"quick_gelu": quick}
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("error", message=".*QuickGELU mismatch.*")
-            model = open_clip.create_model(name, pretrained=source, **kwargs).eval()
-    except UserWarning as exc:
-        raise ExportError(f"{name!r} with tag {source!r}: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - open_clip raises RuntimeError/OSError/HF errors alike
-        raise ExportError(
-            f"could not load pretrained weights {source!r} for {name!r} (download failed or the file is "
-            f"not a checkpoint: {str(exc)[:300]}). Offline? Either pass a local checkpoint with "
-            "--checkpoint PATH (or CLIP_PRETRAINED=/path/to/file), or use --pretrained none for random "
-            "weights (smoke tests only)."
-        ) from exc
-    return _checked(model, quick, provenance.tag_config(request.version, source))
-
-
-def _checked(model, quick: bool, tag: dict | None = None):  # noqa: ANN001, ANN202
-    """The built model really uses the activation (and a tag's preprocessing) it will be recorded with."""
-    from open_clip.transformer import QuickGELU
-
-    has_quick = any(isinstance(m, QuickGELU) for m in model.modules())
-    if has_quick != quick:
-        built = "QuickGELU" if has_quick else "GELU"
-        raise ExportError(f"model built with {built}, but {provenance.activation_name(quick)} was asked.")
-    if tag:
-        pre = _import_open_clip().get_model_preprocess_cfg(model)
-        for key in ("mean", "std", "interpolation", "resize_mode"):
-            want, got = _plain(tag.get(key)), _plain(pre.get(key))
-            if want is not None and got is not None and want != got:
-                raise ExportError(f"preprocessing {key}={got!r} differs from the pretrained tag's {want!r}.")
-    return model
-
-
-def _plain(value):  # noqa: ANN001, ANN202 - lists and tuples compare equal
-    return tuple(value) if isinstance(value, (list, tuple)) else value
-
-
-def _check(name: str, got: torch.Tensor, want: torch.Tensor, fp16: bool) -> None:
-    if fp16:
-        cos = torch.nn.functional.cosine_similarity(got.float(), want.float(), dim=-1).min().item()
-        if cos < FP16_MIN_COSINE:
-            raise ExportError(f"{name}: fp16 TorchScript diverges from eager fp32 (min cosine {cos:.5f}).")
-        return
-    diff = (got - want).abs().max().item()
-    cos = torch.nn.functional.cosine_similarity(got.float(), want.float(), dim=-1).min().item()
-    if diff > FP32_TOLERANCE or cos < FP32_MIN_COSINE:
-        raise ExportError(
-            f"{name}: TorchScript differs from eager open_clip by {diff:.2e} (limit {FP32_TOLERANCE}), "
-            f"min cosine {cos:.7f} (limit {FP32_MIN_COSINE})."
-        )
-
-
-def _verify(model, image_ts, text_ts, size: int, mean, std, ids, lengths, fp16: bool) -> None:  # noqa: ANN001
-    """Scripted towers must reproduce eager open_clip (the reference) before anything is written.
-
-    `lengths` are the input lengths the text tower will be sent: a bucket is only recorded once a
-    short input has been shown here to give the full-context embedding.
-    """
-    gen = torch.Generator().manual_seed(0)
-    pixels = torch.randint(0, 256, (3, 3, size, size), dtype=torch.uint8, generator=gen)
-    normalised = (pixels.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-    with torch.inference_mode():
-        want_image, want_text = model.encode_image(normalised), model.encode_text(ids)
-        _check("image tower", image_ts(pixels), want_image, fp16)
-        for length in lengths:
-            _check(f"text tower (L={length})", text_ts(ids[:, :length]), want_text, fp16)
+    image: torch.jit.ScriptModule
+    text: torch.jit.ScriptModule
+    size: int  # square input side of the image tower
+    context: int  # the text tower's context length
+    embed_dim: int
+    buckets: tuple[int, ...]  # text lengths the text tower is sent (gateway/contract.py)
+    variable_length: bool  # a causal text tower: any length up to the context
+    family: str
+    tokenizer: TokenizerExport
 
 
 def export_version(request: ExportRequest, repository: Path, progress: Progress = lambda _: None) -> Path:
     """Export both towers of one version; returns the image model folder. Atomic per version."""
-    open_clip = _import_open_clip()
+    open_clip = import_open_clip()
     image_name, text_name = model_names(request.version)
     progress(f"{request.version}: loading open_clip model (weights: {request.pretrained})")
     model = load_model(request)
     tokenizer = open_clip.get_tokenizer(open_clip_name(request.version))
     pre = open_clip.get_model_preprocess_cfg(model)
+    progress(f"{request.version}: scripting image and text towers")
+    towers = _script(request, model, tokenizer, pre)
+    progress(f"{request.version}: verifying against eager open_clip")
+    ids, lengths = tokenizer(VERIFY_TEXTS), (towers.buckets[0], towers.context)
+    verify(model, towers.image, towers.text, towers.size, pre["mean"], pre["std"], ids, lengths, request.fp16)
+    record = provenance.describe(request)
+    image_spec, text_spec = _specs(request, towers, pre, record)
+    if request.target == "gpu":
+        _size_for_gpu(request, model, image_spec, text_spec, progress)
+    progress(f"{request.version}: writing {image_name} and {text_name}")
+    manifest = {
+        "clip_version": request.version,
+        "provenance": record,
+        "image": image_spec.parameters,
+        "text": text_spec.parameters,
+    }
+    _write(repository, [(image_spec, towers.image), (text_spec, towers.text)], manifest, request, towers.tokenizer)
+    if request.pretrained == RANDOM_WEIGHTS:
+        log.warning("%s exported with RANDOM weights (--pretrained none): embeddings are meaningless.", request.version)
+    return repository / image_name
+
+
+def _script(request: ExportRequest, model, tokenizer, pre: dict) -> _Scripted:  # noqa: ANN001
+    """Wrap both towers (uint8 pixels in; the family's text tower) and script them; the tokenizer is checked too."""
     size = int(pre["size"][0] if isinstance(pre["size"], (tuple, list)) else pre["size"])
     if isinstance(pre["size"], (tuple, list)) and pre["size"][0] != pre["size"][1]:
         raise ExportError(f"non-square input size {pre['size']} is not supported.")
     context = int(model.context_length)
-    embed_dim = (
-        int(
-            model.text_projection.shape[1]
-            if isinstance(model.text_projection, torch.Tensor)
-            else model.text_projection.out_features
-        )
-        if hasattr(model, "text_projection")
-        else 0
-    )
-
-    progress(f"{request.version}: scripting image and text towers")
     source = copy.deepcopy(model) if request.fp16 else model  # .half() must not touch the fp32 reference
     (text_module, variable_length), family = choose_text_tower(source), family_of(open_clip_name(request.version))
-    tok = tokenizer_export(tokenizer, context, Path(open_clip.tokenizer.default_bpe()))
+    tok = tokenizer_export(tokenizer, context, Path(import_open_clip().tokenizer.default_bpe()))
     check_tokenizer(tokenizer, tok, TOKENIZER_TEXTS)
-    buckets = text_buckets(context) if variable_length else (context,)
     image_tower, text_tower = ImageTower(source, pre["mean"], pre["std"]), text_module
     if request.fp16:
         image_tower, text_tower = image_tower.half(), text_tower.half()
@@ -199,62 +119,53 @@ def export_version(request: ExportRequest, repository: Path, progress: Progress 
     text_ts = to_torchscript(text_tower, torch.zeros(2, context, dtype=torch.long))
     with torch.inference_mode():
         embed_dim = int(image_ts(torch.zeros(1, 3, size, size, dtype=torch.uint8)).shape[1])
+    buckets = text_buckets(context) if variable_length else (context,)
+    return _Scripted(image_ts, text_ts, size, context, embed_dim, buckets, variable_length, family, tok)
 
-    progress(f"{request.version}: verifying against eager open_clip")
-    _verify(
-        model,
-        image_ts,
-        text_ts,
-        size,
-        pre["mean"],
-        pre["std"],
-        tokenizer(VERIFY_TEXTS),
-        (buckets[0], context),
-        request.fp16,
-    )
 
-    record = provenance.describe(request)
-    image_params, text_params = _parameters(request, pre, size, context, embed_dim, record)
-    image_params[Param.FAMILY] = text_params[Param.FAMILY] = family
-    text_params.update(tok.params)
-    text_params[Param.TEXT_BUCKETS] = format_buckets(buckets)
-    text_params[Param.TEXT_BUCKETS_EXACT] = str(variable_length).lower()
+def _specs(request: ExportRequest, towers: _Scripted, pre: dict, record: dict[str, str]) -> tuple[TowerSpec, TowerSpec]:
+    """Both towers' model configs: parameters, input shapes, warm-up, the CPU thread plan."""
+    image_params, text_params = _parameters(request, pre, towers.size, towers.context, towers.embed_dim, record)
+    image_params[Param.FAMILY] = text_params[Param.FAMILY] = towers.family
+    text_params.update(towers.tokenizer.params)
+    text_params[Param.TEXT_BUCKETS] = format_buckets(towers.buckets)
+    text_params[Param.TEXT_BUCKETS_EXACT] = str(towers.variable_length).lower()
     plan = {
         t: model_threads(t, request.cpu_threads, request.cpu_plan) if request.target == "cpu" else None
         for t in ("image", "text")
     }  # one plan across every served tower (triton_clip/threads.py)
+    image_name, text_name = model_names(request.version)
+    size, dim = towers.size, towers.embed_dim
     image_spec = TowerSpec(
-        image_name, "image", request.target, [3, size, size], embed_dim, image_params, threads=plan["image"]
+        image_name, "image", request.target, [3, size, size], dim, image_params, threads=plan["image"]
     )
     text_spec = TowerSpec(
         text_name,
         "text",
         request.target,
-        [-1 if variable_length else context],
-        embed_dim,
+        [-1 if towers.variable_length else towers.context],
+        dim,
         text_params,
-        warmup_dims=[[b] for b in buckets],
+        warmup_dims=[[b] for b in towers.buckets],
         threads=plan["text"],
     )
-    if request.target == "gpu":
-        plan = sizing.size_gpu(
-            sizing.shape_of(model, open_clip_name(request.version)),
-            request.fp16,
-            request.gpu_memory_gb,
-            request.versions_sharing,
-        )
-        image_spec.sized, image_spec.warmup_batches = plan.image, plan.image_warmup
-        text_spec.sized, text_spec.warmup_batches = plan.text, plan.text_warmup
-        progress(
-            f"{request.version}: sized for {request.gpu_memory_gb:g} GB: image batch {plan.image.max_batch_size}, "
-            f"text batch {plan.text.max_batch_size}, {plan.image.instances} instance(s)"
-        )
-    progress(f"{request.version}: writing {image_name} and {text_name}")
-    manifest = {"clip_version": request.version, "provenance": record, "image": image_params, "text": text_params}
-    _write(repository, [(image_spec, image_ts), (text_spec, text_ts)], manifest, request, tok)
-    if request.pretrained == RANDOM_WEIGHTS:
-        log.warning("%s exported with RANDOM weights (--pretrained none): embeddings are meaningless.", request.version)
-    return repository / image_name
+    return image_spec, text_spec
+
+
+def _size_for_gpu(request: ExportRequest, model, image: TowerSpec, text: TowerSpec, progress: Progress) -> None:  # noqa: ANN001
+    """Max batch, instances and warm-up batches from the model's size and the GPU memory budget (sizing.py)."""
+    plan = sizing.size_gpu(
+        sizing.shape_of(model, open_clip_name(request.version)),
+        request.fp16,
+        request.gpu_memory_gb,
+        request.versions_sharing,
+    )
+    image.sized, image.warmup_batches = plan.image, plan.image_warmup
+    text.sized, text.warmup_batches = plan.text, plan.text_warmup
+    progress(
+        f"{request.version}: sized for {request.gpu_memory_gb:g} GB: image batch {plan.image.max_batch_size}, "
+        f"text batch {plan.text.max_batch_size}, {plan.image.instances} instance(s)"
+    )
 
 
 def _parameters(

@@ -144,7 +144,8 @@ def test_open_clip_mismatch_warning_is_an_export_error(hf_home: Path, monkeypatc
     from huggingface_hub import constants
 
     from triton_clip import provenance
-    from triton_clip.export import ExportRequest, load_model
+    from triton_clip.export import ExportRequest
+    from triton_clip.reference import load_model
     from triton_clip.towers import ExportError
 
     # huggingface_hub read HF_HOME when first imported (earlier in this session): point its constants here.
