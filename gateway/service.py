@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Protocol, TypeVar
 
@@ -32,6 +31,7 @@ from gateway.route_families import ROUTE_FAMILIES
 from gateway.settings import Settings
 from gateway.similarity import cosine, shape_similarity
 from gateway.text.registry import TokenizerRegistry
+from gateway.text_cache import TextCache
 from gateway.triton import ENCODED_INPUT, IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, TritonClient, VersionInfo
 
 log = logging.getLogger("gateway.service")
@@ -47,29 +47,7 @@ class ImageRef(Protocol):
 
 ImageLike = ImageRef | str
 _KINDS = ("image", "text")
-_INLINE_TEXTS, _INLINE_CHARS = 4, 512  # tokenized on the event loop below these sizes (see embed_texts)
-
-
-class TextCache:
-    """Bounded LRU of text embeddings: class prompts repeat across compare calls."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple[str, bool, str], np.ndarray] = OrderedDict()
-
-    def get(self, key: tuple[str, bool, str]) -> np.ndarray | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: tuple[str, bool, str], value: np.ndarray) -> None:
-        if self.size <= 0:
-            return
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
+_INLINE_TEXTS, _INLINE_CHARS = 4, 512  # tokenized on the event loop below these sizes (see _embed_unique)
 
 
 class ClipService:
@@ -87,7 +65,7 @@ class ClipService:
         self.tokenizers = tokenizers
         self.metrics = metrics
         self.versions: dict[str, VersionInfo] = {}
-        self.cache = TextCache(settings.text_cache_size)
+        self.cache = TextCache(settings.text_cache_size, metrics)
         self._pool = ThreadPoolExecutor(settings.cpu_workers, thread_name_prefix="cpu")
         self._refresh_lock = asyncio.Lock()
         self._no_encoded: set[str] = set()  # versions already logged as lacking the encoded ensemble
@@ -255,32 +233,20 @@ class ClipService:
         for i, text in enumerate(texts):
             if len(text) > s.max_text_chars:
                 raise LimitExceeded(f"Text at index {i} has {len(text)} characters; the limit is {s.max_text_chars}.")
-        keys = [(info.version, truncate, t) for t in texts]
-        out = np.empty((len(texts), info.embed_dim), dtype=np.float32)
-        missing = []
-        for i, key in enumerate(keys):
-            cached = self.cache.get(key)
-            if cached is None:
-                missing.append(i)
-            else:
-                out[i] = cached
-        self.metrics.cache_hits.inc(len(texts) - len(missing))
-        self.metrics.cache_misses.inc(len(missing))
-        if missing:
-            unique = list(dict.fromkeys(texts[i] for i in missing))
-            if len(unique) <= _INLINE_TEXTS and sum(map(len, unique)) <= _INLINE_CHARS:
-                # A few short prompts tokenize in ~0.1 ms: cheaper on the loop than a thread hop.
-                start = time.perf_counter()
-                ids = self._tokenize(unique, info, truncate)
-                self.metrics.stage.labels("tokenize").observe(time.perf_counter() - start)
-            else:
-                ids = await self._offload("tokenize", self._tokenize, unique, info, truncate)
-            embeds = await self._triton(info.text_model, TEXT_INPUT, TEXT_OUTPUT, ids, info.text_max_batch)
-            by_text = dict(zip(unique, embeds, strict=True))
-            for i in missing:
-                out[i] = by_text[texts[i]]
-                self.cache.put(keys[i], out[i].copy())
-        return out
+        return await self.cache.embed(
+            info.version, truncate, texts, info.embed_dim, lambda unique: self._embed_unique(unique, info, truncate)
+        )
+
+    async def _embed_unique(self, texts: list[str], info: VersionInfo, truncate: bool) -> np.ndarray:
+        """Distinct texts, none cached: tokenized to a bucket, sent in one Triton request."""
+        if len(texts) <= _INLINE_TEXTS and sum(map(len, texts)) <= _INLINE_CHARS:
+            # A few short prompts tokenize in ~0.1 ms: cheaper on the loop than a thread hop.
+            start = time.perf_counter()
+            ids = self._tokenize(texts, info, truncate)
+            self.metrics.stage.labels("tokenize").observe(time.perf_counter() - start)
+        else:
+            ids = await self._offload("tokenize", self._tokenize, texts, info, truncate)
+        return await self._triton(info.text_model, TEXT_INPUT, TEXT_OUTPUT, ids, info.text_max_batch)
 
     def _tokenize(self, texts: list[str], info: VersionInfo, truncate: bool) -> np.ndarray:
         return self.tokenizers.get(info).batch(texts, truncate=truncate, buckets=info.text_buckets)
