@@ -32,7 +32,8 @@ from gateway.settings import Settings
 from gateway.similarity import cosine, shape_similarity
 from gateway.text.registry import TokenizerRegistry
 from gateway.text_cache import TextCache
-from gateway.triton import ENCODED_INPUT, IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, TritonClient, VersionInfo
+from gateway.triton import ENCODED_INPUT, IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, TritonClient
+from gateway.version_info import VersionInfo
 
 log = logging.getLogger("gateway.service")
 T = TypeVar("T")

@@ -1,15 +1,14 @@
 """The gateway's only door to Triton: served-version discovery and batched inference over gRPC.
 
 What each version needs (image size, preprocessing, context length, dims) is read from the
-model configs' `parameters`, written by the exporter, so the gateway learns it from Triton
-itself and never from a folder shared with it.
+model configs' `parameters`, written by the exporter (parsed in gateway/version_info.py), so the
+gateway learns it from Triton itself and never from a folder shared with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 import grpc
 import numpy as np
@@ -18,19 +17,10 @@ from tritonclient.grpc import InferInput, InferRequestedOutput, KeepAliveOptions
 from tritonclient.grpc._utils import get_error_grpc
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
-from gateway.contract import (
-    ENCODED_INPUT,
-    IMAGE_INPUT,
-    IMAGE_OUTPUT,
-    TEXT_INPUT,
-    TEXT_OUTPUT,
-    TOWER_ENCODED,
-    Param,
-)
+from gateway.contract import ENCODED_INPUT, IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT
 from gateway.endpoints import SERVICE_CONFIG, Endpoints
 from gateway.errors import Overloaded, TritonUnavailable, image_error_from_triton
-from gateway.images.decode import Preprocess
-from gateway.text.registry import text_buckets
+from gateway.version_info import VersionInfo, versions_from_configs
 
 log = logging.getLogger("gateway.triton")
 
@@ -43,7 +33,6 @@ __all__ = [
     "FILE_INPUT",
     "FILE_OUTPUT",
     "TritonClient",
-    "VersionInfo",
 ]
 FILE_INPUT, FILE_OUTPUT = "request__0", "file__0"  # the tokenizer model (triton_clip/tokenizer_model.py)
 _MAX_MESSAGE = 2**31 - 1  # tritonclient's own default (MAX_GRPC_MESSAGE_SIZE)
@@ -54,102 +43,6 @@ _UNAVAILABLE_CODES = {
     "StatusCode.CANCELLED",
     "StatusCode.UNKNOWN",
 }
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """One served CLIP version: its two Triton models and what preprocessing they expect."""
-
-    version: str
-    image_model: str
-    text_model: str
-    embed_dim: int
-    preprocess: Preprocess
-    context_length: int
-    text_buckets: tuple[int, ...]
-    image_max_batch: int
-    text_max_batch: int
-    open_clip_model: str
-    pretrained: str
-    weights_random: bool
-    precision: str
-    tokenizer_sha256: str
-    activation: str = "?"
-    family: str = "clip"
-    tokenizer: str = "clip-bpe"
-    text_clean: str = "lower"
-    tokenizer_model: str = ""
-    encoded_model: str = ""  # the bytes -> embedding ensemble (GATEWAY_IMAGE_TRANSPORT=encoded), if exported
-
-    def public(self) -> dict[str, object]:
-        return {
-            "clip_version_id": self.version,
-            "open_clip_model": self.open_clip_model,
-            "family": self.family,
-            "pretrained": self.pretrained,
-            "weights_random": self.weights_random,
-            "precision": self.precision,
-            "activation": self.activation,
-            "embedding_dim": self.embed_dim,
-            "image_size": self.preprocess.size,
-            "resize_mode": self.preprocess.resize_mode,
-            "interpolation": self.preprocess.interpolation,
-            "context_length": self.context_length,
-            "text_buckets": list(self.text_buckets),
-            "tokenizer": self.tokenizer,
-            "tokenizer_sha256": self.tokenizer_sha256,
-            "text_clean": self.text_clean,
-            "models": [self.image_model, self.text_model] + ([self.tokenizer_model] if self.tokenizer_model else []),
-            "encoded_model": self.encoded_model or None,
-        }
-
-
-def _params(config: dict) -> dict[str, str]:
-    return {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
-
-
-def versions_from_configs(configs: list[dict]) -> dict[str, VersionInfo]:
-    """Pair image and text tower configs by their `clip_version` parameter (pure, for tests)."""
-    towers: dict[str, dict[str, dict]] = {}
-    for config in configs:
-        params = _params(config)
-        if params.get(Param.TOWER) in ("image", "text", TOWER_ENCODED) and params.get(Param.CLIP_VERSION):
-            towers.setdefault(params[Param.CLIP_VERSION], {})[params[Param.TOWER]] = config
-    found: dict[str, VersionInfo] = {}
-    for version, pair in towers.items():
-        encoded = pair.pop(TOWER_ENCODED, None)
-        if set(pair) != {"image", "text"}:
-            log.warning("version %s has only its %s tower loaded; not served", version, ", ".join(pair) or "encoded")
-            continue
-        image, text = _params(pair["image"]), _params(pair["text"])
-        found[version] = VersionInfo(
-            version=version,
-            image_model=pair["image"]["name"],
-            text_model=pair["text"]["name"],
-            embed_dim=int(image[Param.EMBED_DIM]),
-            preprocess=Preprocess(
-                size=int(image[Param.IMAGE_SIZE]),
-                resize_mode=image.get(Param.RESIZE_MODE, "shortest"),
-                interpolation=image.get(Param.INTERPOLATION, "bicubic"),
-                fill_color=int(image.get(Param.FILL_COLOR, "0")),
-            ),
-            context_length=int(text[Param.CONTEXT_LENGTH]),
-            text_buckets=text_buckets(text),
-            image_max_batch=int(pair["image"].get("max_batch_size", 1)) or 1,
-            text_max_batch=int(pair["text"].get("max_batch_size", 1)) or 1,
-            open_clip_model=image.get(Param.OPEN_CLIP_MODEL, version),
-            pretrained=image.get(Param.PRETRAINED, "?"),
-            weights_random=image.get(Param.WEIGHTS_RANDOM) == "true",
-            precision=image.get(Param.PRECISION, "fp32"),
-            tokenizer_sha256=text.get(Param.TOKENIZER_SHA256, ""),
-            activation=image.get(Param.ACTIVATION, "?"),
-            family=image.get(Param.FAMILY, "clip"),
-            tokenizer=text.get(Param.TOKENIZER, "clip-bpe"),
-            text_clean=text.get(Param.TEXT_CLEAN, "lower"),
-            tokenizer_model=f"clip-{version}-tokenizer" if text.get(Param.TOKENIZER) == "hf" else "",
-            encoded_model=encoded["name"] if encoded else "",
-        )
-    return found
 
 
 def _translate(exc: InferenceServerException) -> Exception:

@@ -29,7 +29,7 @@ class Tokenizer(Protocol):
 
 
 class TokenizerFacts(Protocol):
-    """The fields of gateway.triton.VersionInfo this module reads."""
+    """The fields of gateway.version_info.VersionInfo this module reads."""
 
     version: str
     tokenizer: str

@@ -19,7 +19,8 @@ from gateway.contract import text_buckets
 from gateway.images.decode import image_to_tensor
 from gateway.text.hf_tokenize import HFTokenizer
 from gateway.text.registry import TokenizerRegistry
-from gateway.triton import TritonClient, versions_from_configs
+from gateway.triton import TritonClient
+from gateway.version_info import versions_from_configs
 from tests.families.conftest import BY_VERSION, EVA, FAMILIES, SIGLIP2
 from tests.integration.test_parity import OVER, TEXTS, compare_rows, encode, opened, photo
 

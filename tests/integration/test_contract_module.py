@@ -11,7 +11,7 @@ import httpx
 
 from gateway import contract
 from gateway.contract import Param
-from gateway.triton import versions_from_configs
+from gateway.version_info import versions_from_configs
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = "clip-tiny"

@@ -25,7 +25,7 @@ from PIL import Image, ImageOps
 
 from gateway.images.decode import Preprocess, image_to_tensor
 from gateway.text.tokenize import ClipTokenizer
-from gateway.triton import versions_from_configs
+from gateway.version_info import versions_from_configs
 from triton_clip.versions import model_names
 
 

@@ -27,7 +27,7 @@ from gateway.contract import (
 )
 from gateway.errors import ImageLoadError, image_error_from_triton
 from gateway.images.decode import Preprocess, check_header, image_to_tensor
-from gateway.triton import versions_from_configs
+from gateway.version_info import versions_from_configs
 from triton_clip import preprocess_model
 from triton_clip.repository import Batching
 from triton_clip.threads import model_threads

@@ -34,7 +34,8 @@ from gateway.schemas import InferenceRequestImage
 from gateway.service import ClipService
 from gateway.settings import Settings
 from gateway.text.registry import TokenizerRegistry
-from gateway.triton import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, VersionInfo
+from gateway.triton import IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT
+from gateway.version_info import VersionInfo
 
 DIM = 8
 TOKENIZER = TokenizerRegistry()
