@@ -26,7 +26,8 @@ import pytest
 from tests.servers import RecordingServer, serve_in_thread
 
 from gateway.errors import ImageLoadError
-from gateway.images.fetch import ImageFetcher, UrlPolicy, default_transport, is_public_address
+from gateway.images.addresses import is_public_address
+from gateway.images.fetch import ImageFetcher, UrlPolicy, default_transport
 
 pytestmark = pytest.mark.timeout(10)
 
