@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from clipbench import profile, serving_cost
+from clipbench import cost_report, profile, serving_cost
 
 USAGE = """Whole-service CPU per request with wrk at 16 connections (docs/benchmarks.md, "Serving cost").
 
@@ -35,8 +35,8 @@ def main() -> int:
     p.add_argument("--from-json", type=Path, help="print the tables of an earlier run, measure nothing")
     a = p.parse_args()
     if a.from_json:
-        results = serving_cost.load(a.from_json)
-        print(serving_cost.table(results), serving_cost.medians(results), sep="\n\n")
+        results = cost_report.load(a.from_json)
+        print(cost_report.table(results), cost_report.medians(results), sep="\n\n")
         return 0
     roots = dict(c.split("=", 1) for c in a.code) or {"this": "."}
     code_roots = {k: Path(v).resolve() for k, v in roots.items()}
@@ -47,11 +47,11 @@ def main() -> int:
         code_roots, a.scenario or ["text", "image"], a.seconds, a.connections, a.rounds, a.warmup, a.profile, env
     )
     floor = serving_cost.decode_floor_ms()
-    meta = {"machine": serving_cost.machine(), "argv": sys.argv, "connections": a.connections, "decode_floor": floor}
-    serving_cost.save(results, a.out, meta)
-    print(serving_cost.table(results))
+    meta = {"machine": cost_report.machine(), "argv": sys.argv, "connections": a.connections, "decode_floor": floor}
+    cost_report.save(results, a.out, meta)
+    print(cost_report.table(results))
     print()
-    print(serving_cost.medians(results))
+    print(cost_report.medians(results))
     if a.profile:
         for f in sorted(a.profile.glob("*.txt")):
             (f.with_suffix(".summary")).write_text(profile.render(profile.summarise(f)))
