@@ -21,12 +21,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Export open_clip CLIP versions as TorchScript towers into a Triton model repository.",
         epilog=f"Roboflow version ids: {', '.join(ROBOFLOW_VERSIONS)}; any open_clip model name also works.",
     )
-    parser.add_argument(
+    _model_arguments(parser.add_argument_group("what to export"))
+    _repository_arguments(parser.add_argument_group("model repository"))
+    _cpu_arguments(parser.add_argument_group("cpu target"))
+    _gpu_arguments(parser.add_argument_group("gpu target"))
+    return parser.parse_args(argv)
+
+
+def _model_arguments(group: argparse._ArgumentGroup) -> None:
+    """Versions, their weights and their activation."""
+    group.add_argument(
         "--versions",
         default=os.environ.get("CLIP_VERSIONS", DEFAULT_VERSION),
         help="comma-separated version ids (env CLIP_VERSIONS, default %(default)s)",
     )
-    weights = parser.add_mutually_exclusive_group()
+    weights = group.add_mutually_exclusive_group()
     weights.add_argument(
         "--pretrained",
         default=os.environ.get("CLIP_PRETRAINED", DEFAULT_PRETRAINED),
@@ -34,41 +43,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(env CLIP_PRETRAINED, default %(default)s)",
     )
     weights.add_argument("--checkpoint", type=Path, help="local checkpoint file (same as --pretrained PATH)")
-    parser.add_argument(
-        "--target",
-        choices=["cpu", "gpu"],
-        default=os.environ.get("CLIP_TARGET", "cpu"),
-        help="cpu: Python backend (embedded Triton); gpu: pytorch_libtorch on KIND_GPU",
-    )
-    parser.add_argument(
-        "--repository",
-        type=Path,
-        default=Path(os.environ.get("MODEL_REPOSITORY", DEFAULT_REPOSITORY)),
-        help="model repository folder (env MODEL_REPOSITORY, default %(default)s)",
-    )
-    parser.add_argument("--fp16", action="store_true", help="half-precision weights (gpu target)")
-    parser.add_argument(
-        "--cpu-threads",
-        type=int,
-        default=default_cores(),
-        help="cores the CPU thread plan is sized for (default: the cores this process may use)",
-    )
-    parser.add_argument(
-        "--cpu-plan",
-        choices=PLANS,
-        default=selected_plan(),
-        help=f"CPU thread plan across all served towers, see triton_clip/threads.py "
-        f"(env {PLAN_ENV}, default %(default)s)",
-    )
-    parser.add_argument(
+    group.add_argument(
         "--model-config",
         type=Path,
         action="append",
         default=[],
         help="extra open_clip model config JSON (its file stem becomes a model name)",
     )
-    parser.add_argument("--force", action="store_true", help="re-export versions that are up to date")
-    parser.add_argument(
+    group.add_argument(
         "--quick-gelu",
         choices=["auto", "on", "off"],
         default=os.environ.get("CLIP_QUICK_GELU", "auto"),
@@ -76,25 +58,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "one it was trained with); auto: on for the Roboflow ids (OpenAI architectures), the "
         "model config's own setting for other names (env CLIP_QUICK_GELU, default %(default)s)",
     )
-    parser.add_argument(
-        "--gpu-memory-gb",
-        type=float,
-        default=float(os.environ.get("CLIP_GPU_MEMORY_GB", "16")),
-        help="gpu target: memory of the GPU Triton runs on, shared by all versions; sizes each "
-        "model's max batch and instances (env CLIP_GPU_MEMORY_GB, default %(default)s)",
+
+
+def _repository_arguments(group: argparse._ArgumentGroup) -> None:
+    """The model repository, the backend the towers are written for, and which versions it keeps."""
+    group.add_argument(
+        "--target",
+        choices=["cpu", "gpu"],
+        default=os.environ.get("CLIP_TARGET", "cpu"),
+        help="cpu: Python backend (embedded Triton); gpu: pytorch_libtorch on KIND_GPU",
     )
-    parser.add_argument(
-        "--triton-image",
-        default=os.environ.get("TRITON_IMAGE", DEFAULT_TRITON_IMAGE),
-        help="gpu target: the Triton image that will load the towers; its libtorch must not be "
-        "older than this torch (env TRITON_IMAGE, default %(default)s)",
+    group.add_argument(
+        "--repository",
+        type=Path,
+        default=Path(os.environ.get("MODEL_REPOSITORY", DEFAULT_REPOSITORY)),
+        help="model repository folder (env MODEL_REPOSITORY, default %(default)s)",
     )
-    parser.add_argument(
-        "--allow-newer-torch",
+    group.add_argument("--force", action="store_true", help="re-export versions that are up to date")
+    group.add_argument(
+        "--keep-unlisted",
         action="store_true",
-        help="gpu target: export even if this torch is newer than the Triton image's libtorch",
+        help="keep exported versions that are not in --versions (default: remove them)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--encoded-images",
         action=argparse.BooleanOptionalAction,
         default={"1": True, "0": False}.get(os.environ.get("CLIP_ENCODED_IMAGES", "")),
@@ -103,12 +89,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "off for gpu, whose Triton image then needs torch (docker/triton-gpu-decode.Dockerfile) "
         "(env CLIP_ENCODED_IMAGES=1|0)",
     )
-    parser.add_argument(
-        "--keep-unlisted",
-        action="store_true",
-        help="keep exported versions that are not in --versions (default: remove them)",
+
+
+def _cpu_arguments(group: argparse._ArgumentGroup) -> None:
+    """The CPU thread plan (triton_clip/threads.py) written into the cpu target's configs."""
+    group.add_argument(
+        "--cpu-threads",
+        type=int,
+        default=default_cores(),
+        help="cores the CPU thread plan is sized for (default: the cores this process may use)",
     )
-    return parser.parse_args(argv)
+    group.add_argument(
+        "--cpu-plan",
+        choices=PLANS,
+        default=selected_plan(),
+        help=f"CPU thread plan across all served towers, see triton_clip/threads.py "
+        f"(env {PLAN_ENV}, default %(default)s)",
+    )
+
+
+def _gpu_arguments(group: argparse._ArgumentGroup) -> None:
+    """Precision, sizing and the torch/libtorch check of the gpu target."""
+    group.add_argument("--fp16", action="store_true", help="half-precision weights (gpu target)")
+    group.add_argument(
+        "--gpu-memory-gb",
+        type=float,
+        default=float(os.environ.get("CLIP_GPU_MEMORY_GB", "16")),
+        help="gpu target: memory of the GPU Triton runs on, shared by all versions; sizes each "
+        "model's max batch and instances (env CLIP_GPU_MEMORY_GB, default %(default)s)",
+    )
+    group.add_argument(
+        "--triton-image",
+        default=os.environ.get("TRITON_IMAGE", DEFAULT_TRITON_IMAGE),
+        help="gpu target: the Triton image that will load the towers; its libtorch must not be "
+        "older than this torch (env TRITON_IMAGE, default %(default)s)",
+    )
+    group.add_argument(
+        "--allow-newer-torch",
+        action="store_true",
+        help="gpu target: export even if this torch is newer than the Triton image's libtorch",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
