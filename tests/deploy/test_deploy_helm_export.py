@@ -7,11 +7,9 @@ from __future__ import annotations
 import copy
 
 import pytest
+import yaml
 
-pytest.importorskip("yaml")
-import yaml  # noqa: E402
-
-from tests.deploy.test_deploy_helm import CHART, NAMESPACE, RELEASE, one  # noqa: E402
+from tests.deploy.test_deploy_helm import CHART, NAMESPACE, RELEASE, one
 
 pytestmark = pytest.mark.deploy
 

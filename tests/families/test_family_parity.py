@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import pybase64
 import pytest
+import torch
 
 from gateway.contract import text_buckets
 from gateway.images.decode import image_to_tensor
@@ -23,8 +24,6 @@ from gateway.triton import TritonClient
 from gateway.version_info import versions_from_configs
 from tests.families.conftest import BY_VERSION, EVA, FAMILIES, SIGLIP2
 from tests.integration.test_parity import OVER, TEXTS, compare_rows, encode, opened, photo
-
-torch = pytest.importorskip("torch")
 
 MIN_COSINE = 0.99999
 VERSIONS = [f.version for f in FAMILIES]

@@ -73,7 +73,8 @@ def _offline(hf_home: Path) -> dict[str, str]:
 
 
 def _png(size: int) -> tuple[bytes, Image.Image]:
-    skdata = pytest.importorskip("skimage.data")
+    from skimage import data as skdata
+
     img = Image.fromarray(skdata.astronaut()).convert("RGB").resize((size, size), Image.BICUBIC)
     out = io.BytesIO()
     img.save(out, "PNG")

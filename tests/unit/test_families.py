@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import open_clip.tokenizer as open_clip_tokenizer
 import pytest
 
 from gateway.text.cleaning import CLEANERS
@@ -12,7 +13,6 @@ from gateway.text.tokenize import ClipTokenizer
 from tests.integration.test_parity import OVER, TEXTS
 from triton_clip.families import family_of
 
-open_clip_tokenizer = pytest.importorskip("open_clip.tokenizer")
 HOSTILE = [*TEXTS, *OVER, "snake_case_words and under_scores", "Punctuation!? (yes) [no] {maybe} #tag @user"]
 
 
