@@ -9,8 +9,10 @@ libpython and the wheel's bundled libraries on LD_LIBRARY_PATH.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -206,3 +208,42 @@ class TritonProcess:
     def kill(self) -> None:
         """Abrupt death (outage tests, crash clean-up): the whole process group, stubs included."""
         kill_group(self.proc)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    # Stopping the server inside the handler would deadlock: the handler runs inside `proc.wait()`, which
+    # holds the Popen's wait lock that stopping needs. Raised here, the `finally` below stops it instead.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`clip-triton`: run the embedded CPU tritonserver on a model repository until Ctrl-C / SIGTERM."""
+    defaults = TritonOptions(Path("model_repository"))
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--model-repository", type=Path, default=defaults.model_repository)
+    parser.add_argument("--host", default=defaults.host)
+    parser.add_argument("--http-port", type=int, default=defaults.http_port)
+    parser.add_argument("--grpc-port", type=int, default=defaults.grpc_port)
+    parser.add_argument("--metrics-port", type=int, default=defaults.metrics_port)
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for readiness")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    install(DEFAULT_HOME)
+    opts = TritonOptions(args.model_repository.resolve(), args.host, args.http_port, args.grpc_port, args.metrics_port)
+    server = TritonProcess(opts)
+    signal.signal(signal.SIGTERM, _interrupt)  # stopped in `finally`, not inside the handler (see _interrupt)
+    try:
+        server.wait_ready(args.timeout)
+        log.info(
+            "tritonserver ready: http %s:%d grpc %s:%d (pid %d)",
+            args.host,
+            args.http_port,
+            args.host,
+            args.grpc_port,
+            server.pid,
+        )
+        return server.proc.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
