@@ -21,21 +21,37 @@ from clipbench.gpu.plan import DEADLINE_S, Plan
 ROOT = Path(__file__).resolve().parents[2]
 
 EXPORT_THREADS = "2"  # per stub instance: the towers wait on the GPU, the gateway needs the cores
+EXPORT_MIN_S = 30.0  # what exporting one more ViT-B version may take on 16 cores
 
 
-def export(plan: Plan, work: Path) -> dict[str, Path]:
-    """Each version into its own repository (random init, fp16 on the GPU plan) with the exporter's own CLI."""
+def export_one(plan: Plan, version: str, repo: Path) -> None:
+    """One version into its own repository (random init, fp16 on the GPU plan) with the exporter's own CLI."""
     from triton_clip.cli import main as export_main
 
+    argv = ["--versions", version, "--pretrained", plan.pretrained, "--repository", str(repo)]
+    argv += ["--target", "cpu", "--cpu-threads", EXPORT_THREADS, "--cpu-plan", "passive"]
+    argv += ["--fp16"] if plan.fp16 else []
+    argv += [a for c in plan.model_configs for a in ("--model-config", str(ROOT / c))]
+    if export_main(argv):
+        raise RuntimeError(f"export of {version} failed (see above)")
+
+
+def export(plan: Plan, work: Path, clock: Clock, errors: list[str]) -> dict[str, Path]:
+    """The served version first (everything after needs it); another one that fails or would not fit is left out."""
     repos = {}
     for version in plan.versions:
-        repos[version] = work / "repos" / version
-        argv = ["--versions", version, "--pretrained", plan.pretrained, "--repository", str(repos[version])]
-        argv += ["--target", "cpu", "--cpu-threads", EXPORT_THREADS, "--cpu-plan", "passive"]
-        argv += ["--fp16"] if plan.fp16 else []
-        argv += [a for c in plan.model_configs for a in ("--model-config", str(ROOT / c))]
-        if export_main(argv):
-            raise RuntimeError(f"export of {version} failed (see above)")
+        repo = work / "repos" / version
+        if version == plan.served_version:
+            export_one(plan, version, repo)
+        elif not clock.allows(EXPORT_MIN_S, f"export {version}"):
+            continue
+        else:
+            try:
+                export_one(plan, version, repo)
+            except Exception as exc:  # noqa: BLE001 - the served version is what the other phases need
+                errors.append(f"export {version}: {type(exc).__name__}: {exc}")
+                continue
+        repos[version] = repo
     return repos
 
 
@@ -66,17 +82,18 @@ def size_and_patch(plan: Plan, repo: Path) -> dict:
     }
 
 
-def prepare(plan: Plan, work: Path, result: dict) -> dict[str, Path]:
-    repos = export(plan, work)
+def prepare(plan: Plan, work: Path, clock: Clock, result: dict) -> dict[str, Path]:
+    repos = export(plan, work, clock, result["errors"])
     result["sizing"] = size_and_patch(plan, repos[plan.served_version])
     return repos
 
 
-def parity(plan: Plan, timeout_s: float) -> dict:
+def parity(plan: Plan, clock: Clock) -> dict:
     """clipbench/gpu_decode_parity.py in its own process (nvJPEG + torch resize vs the exact Pillow path)."""
     cmd = [sys.executable, "-m", "clipbench.gpu_decode_parity", "--model", plan.parity_model, "--device", plan.device]
+    timeout_s = max(5.0, clock.left())
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=max(5.0, timeout_s))
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
         return {"rc": done.returncode, "output": (done.stdout + done.stderr[-3000:]).strip()}
     except subprocess.TimeoutExpired:
         return {"rc": None, "output": f"timed out after {timeout_s:.0f}s"}
@@ -89,56 +106,78 @@ def machine(plan: Plan, bootstrap_info: str) -> dict:
 
     info = {**machine_info(), "device": plan.device, "bootstrap": bootstrap_info}
     if plan.device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(0)
-        info["cuda"] = str(torch.version.cuda)
+        try:
+            info["gpu"], info["cuda"] = torch.cuda.get_device_name(0), str(torch.version.cuda)
+        except Exception as exc:  # noqa: BLE001 - no usable GPU: every phase will say so, the report is written
+            info["gpu"] = f"none usable: {type(exc).__name__}: {exc}"
     return info
 
 
-def _run_phase(clock: Clock, name: str, result: dict, fn):  # noqa: ANN001, ANN202 - phase body, its value
-    with clock.phase(name):
-        try:
-            return fn()
-        except Exception as exc:  # noqa: BLE001 - recorded, the next phase runs
-            result["errors"].append(f"{name}: {type(exc).__name__}: {exc}")
-            clock.log(f"{name} FAILED: {exc}\n{traceback.format_exc(limit=4)}")
-            return None
+class Run:
+    """One benchmark run: the clock, the result being filled, where it goes; the report is rewritten after every
+    phase, so a run stopped from outside still leaves what it measured."""
+
+    def __init__(self, plan: Plan, out: Path, work: Path, bootstrap_s: float, bootstrap_info: str) -> None:
+        self.plan, self.out, self.work, self.logs = plan, out, work, work / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.clock = Clock(plan.budgets, DEADLINE_S, already_s=bootstrap_s)
+        self.clock.spent["bootstrap"] = round(bootstrap_s, 1)
+        self.result: dict = {"plan": asdict(plan), "machine": machine(plan, bootstrap_info), "points": [], "errors": []}
+
+    def record(self, p) -> None:  # noqa: ANN001 - closedloop.Point
+        self.result["points"].append(asdict(p))
+        self.clock.log(
+            f"  {p.system} {p.op} {p.concurrency}: {p.items_per_s:.1f}/s p50 {p.p50_ms:.2f} p99 {p.p99_ms:.2f} ms"
+        )
+
+    def phase(self, name: str, fn, *args):  # noqa: ANN001, ANN202 - a phase body and its value
+        value = None
+        with self.clock.phase(name):
+            try:
+                value = fn(*args)
+            except Exception as exc:  # noqa: BLE001 - recorded, the next phase runs
+                self.result["errors"].append(f"{name}: {type(exc).__name__}: {exc}")
+                self.clock.log(f"{name} FAILED: {exc}\n{traceback.format_exc(limit=4)}")
+        self.save(with_plot=name == "report")
+        return value
+
+    def save(self, with_plot: bool) -> None:
+        from clipbench.gpu import report
+
+        phases = {"spent_s": self.clock.spent, "budget_s": self.plan.budgets, "skipped": self.clock.skipped}
+        self.result.update(phases=phases, elapsed_s=round(self.clock.elapsed(), 1))
+        report.write(self.out, self.result, self.plan, with_plot=with_plot)
+        pack_logs(self.logs, self.out / "logs.tar.gz")
+
+    def serve(self, served: Path) -> None:
+        """Triton on the served version, then the gateway and mixed-traffic phases against it."""
+        from clipbench.gpu import serving
+        from clipbench.mixed.run import request_kinds
+        from clipbench.stack import local_triton
+
+        plan, clock = self.plan, self.clock
+        with contextlib.ExitStack() as stack:
+            log = self.logs / "tritonserver.log"
+            triton = self.phase("triton", lambda: stack.enter_context(local_triton(served, log, clock.left())))
+            if triton:
+                kinds = request_kinds(self.work)
+                self.phase("gateway", serving.gateway_points, plan, triton, kinds, self.logs, clock, self.record)
+                self.result["mixed"] = self.phase("mixed", serving.mixed, plan, triton, kinds, self.logs, clock)
 
 
 def run(plan: Plan, out: Path, work: Path, bootstrap_s: float = 0.0, bootstrap_info: str = "") -> dict:
-    from clipbench.gpu import report, serving, towers
-    from clipbench.mixed.run import request_kinds
-    from clipbench.stack import local_triton
+    from clipbench.gpu import towers
 
-    clock = Clock(plan.budgets, DEADLINE_S, already_s=bootstrap_s)
-    clock.spent["bootstrap"] = round(bootstrap_s, 1)
-    result: dict = {"plan": asdict(plan), "machine": machine(plan, bootstrap_info), "points": [], "errors": []}
-
-    def record(p) -> None:  # noqa: ANN001 - closedloop.Point
-        result["points"].append(asdict(p))
-        clock.log(f"  {p.system} {p.op} {p.concurrency}: {p.items_per_s:.1f}/s p50 {p.p50_ms:.2f} p99 {p.p99_ms:.2f}")
-
-    logs = work / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    repos = _run_phase(clock, "export", result, lambda: prepare(plan, work, result))
+    r = Run(plan, out, work, bootstrap_s, bootstrap_info)
+    repos = r.phase("export", prepare, plan, work, r.clock, r.result)
     if repos:
-        _run_phase(clock, "model_only", result, lambda: towers.measure(plan, repos, clock, record))
-    result["parity"] = _run_phase(clock, "parity", result, lambda: parity(plan, clock.left()))
-    with contextlib.ExitStack() as stack:
-        served = repos[plan.served_version] if repos else None
-        start = lambda: stack.enter_context(local_triton(served, logs / "tritonserver.log", clock.left()))  # noqa: E731
-        triton = served and _run_phase(clock, "triton", result, start)
-        if triton:
-            kinds = request_kinds(work)
-            points = lambda: serving.gateway_points(plan, triton, kinds, logs, clock, record)  # noqa: E731
-            _run_phase(clock, "gateway", result, points)
-            mixed = lambda: serving.mixed(plan, triton, kinds, logs, clock)  # noqa: E731
-            result["mixed"] = _run_phase(clock, "mixed", result, mixed)
-    result["phases"] = {"spent_s": clock.spent, "budget_s": plan.budgets, "skipped": clock.skipped}
-    result["elapsed_s"] = round(clock.elapsed(), 1)
-    _run_phase(clock, "report", result, lambda: report.write(out, result, plan))
-    pack_logs(logs, out / "logs.tar.gz")
-    clock.log(f"done in {clock.elapsed():.0f}s (deadline {DEADLINE_S}s): {out / report.MARKDOWN}")
-    return result
+        r.phase("model_only", towers.measure, plan, repos, r.clock, r.record, r.result["errors"])
+    r.result["parity"] = r.phase("parity", parity, plan, r.clock)
+    if repos:
+        r.serve(repos[plan.served_version])
+    r.phase("report", lambda: None)
+    r.clock.log(f"done in {r.clock.elapsed():.0f}s (deadline {DEADLINE_S}s): {out}")
+    return r.result
 
 
 def pack_logs(logs: Path, archive: Path) -> None:

@@ -3,7 +3,9 @@
 The nvidia-pytriton tritonserver has only the Python backend (no libtorch), so the GPU bench exports for the `cpu`
 target and then changes what differs on a GPU: the runner's `device` parameter (triton_clip/runner.py loads the
 TorchScript there and moves each batch to it), the preprocessing model's `decode_device` (nvJPEG), and the
-batching, instances and warm-up ladder that `sizing.size_gpu` gives the `gpu` target for this GPU's memory.
+batching, instances and warm-up ladder that `sizing.size_gpu` gives the `gpu` target for this GPU's memory. The
+towers keep `KIND_CPU` (the runner, not Triton, puts torch on the GPU; the Python backend hands them CPU inputs);
+the preprocessing model gets `KIND_GPU`, as the `gpu` target exports it, because its output tensor is on the GPU.
 Configs are parsed and written with Triton's own ModelConfig protobuf (tritonclient's `model_config_pb2`), not
 edited as text; tensor names, tower kinds and parameter keys come from gateway/contract.py.
 """
@@ -93,6 +95,8 @@ def patch_config(cfg: mc.ModelConfig, sizing: Sizing, device: str) -> bool:
     elif tower == TOWER_PREPROCESS:  # one instance: nvJPEG decodes a whole batch in one call
         _batching(cfg, sizing.image)
         cfg.parameters[Param.DECODE_DEVICE].string_value = device
+        if device == "cuda":  # as the gpu target exports it: its output tensor lives on the GPU
+            cfg.instance_group[0].kind = mc.ModelInstanceGroup.KIND_GPU
     elif tower == TOWER_ENCODED:
         cfg.max_batch_size = sizing.image.max_batch_size
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 DEADLINE_S = 480  # issue 13 part 3: one command of at most 8 minutes on the GPU machine
+STOP_S = 20  # stopping Triton (TritonProcess.stop's limit) happens between phases: the budgets leave it room
 # Order matters: it is the order the phases run in (bootstrap runs before the bench process starts).
 PHASES = ("bootstrap", "export", "model_only", "parity", "triton", "gateway", "mixed", "report")
 

@@ -92,17 +92,20 @@ def plot(result: dict, path: Path) -> None:
         for op in dict.fromkeys(p["op"] for p in _points(result, system)):
             pts = [p for p in _points(result, system) if p["op"] == op]
             ax.plot([p["concurrency"] for p in pts], [p["items_per_s"] for p in pts], "o-", label=op)
-        ax.set(xscale="log", xlabel=xlabel, ylabel="items/s", title=system)
+        ax.set_xscale("log", base=2)
+        ax.set(xlabel=xlabel, ylabel="items/s", title=system)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def write(out: Path, result: dict, plan: Plan) -> None:
+def write(out: Path, result: dict, plan: Plan, with_plot: bool = True) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / JSON).write_text(json.dumps(result, indent=1, default=str) + "\n")
     (out / MARKDOWN).write_text(markdown(result, plan))
+    if not with_plot:
+        return
     try:
         plot(result, out / PLOT)
     except Exception as exc:  # noqa: BLE001 - the plot is a convenience, the tables are the result

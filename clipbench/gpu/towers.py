@@ -48,23 +48,32 @@ def time_calls(module, x, seconds: float, sync) -> tuple[list[float], float]:  #
     return lat, time.perf_counter() - start
 
 
-def measure(plan, repos: dict[str, Path], clock: Clock, record) -> None:  # noqa: ANN001 - Plan, callback
+def measure(plan, repos: dict[str, Path], clock: Clock, record, errors: list[str]) -> None:  # noqa: ANN001
     """Every (version, tower) of the plan at every batch size; `record(point)` gets each result."""
     import torch
 
     device = torch.device(plan.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     cases = [(v, "image") for v in plan.versions] + [(v, "text") for v in plan.text_towers]
     for version, tower in cases:
-        model = model_names(version)[0 if tower == "image" else 1]
-        module = torch.jit.load(str(repos[version] / model / "1" / "model.pt"), map_location=device).eval()
-        for batch in plan.batches:
-            if not clock.allows(plan.model_point_s + 0.5, f"{version} {tower} batch {batch}"):
-                break
-            x = inputs(repos[version], model, tower, batch, device)
-            lat, elapsed = time_calls(module, x, plan.model_point_s, sync)
-            point = summarise(Point("model-only", f"{version} {tower}", batch), lat, elapsed, batch)
-            record(point)
-        del module
+        if version not in repos:  # its export was left out (bench.export)
+            continue
+        try:
+            tower_points(plan, repos[version], version, tower, device, clock, record)
+        except Exception as exc:  # noqa: BLE001 - one tower failing (e.g. out of memory) leaves the others
+            errors.append(f"model_only {version} {tower}: {type(exc).__name__}: {exc}")
         if device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def tower_points(plan, repo: Path, version: str, tower: str, device, clock: Clock, record) -> None:  # noqa: ANN001
+    import torch
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    model = model_names(version)[0 if tower == "image" else 1]
+    module = torch.jit.load(str(repo / model / "1" / "model.pt"), map_location=device).eval()
+    for batch in plan.batches:
+        if not clock.allows(plan.model_point_s + 0.5, f"{version} {tower} batch {batch}"):
+            break
+        x = inputs(repo, model, tower, batch, device)
+        lat, elapsed = time_calls(module, x, plan.model_point_s, sync)
+        record(summarise(Point("model-only", f"{version} {tower}", batch), lat, elapsed, batch))

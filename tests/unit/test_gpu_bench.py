@@ -12,7 +12,7 @@ import pytest
 from google.protobuf import json_format
 
 from clipbench.gpu import bootstrap, bundle, cli, cuda
-from clipbench.gpu.plan import CPU_PLAN, DEADLINE_S, GPU_PLAN, PHASES, estimate_s, plan_for
+from clipbench.gpu.plan import CPU_PLAN, DEADLINE_S, GPU_PLAN, PHASES, STOP_S, estimate_s, plan_for
 from gateway.contract import (
     ENCODED_INPUT,
     IMAGE_INPUT,
@@ -39,7 +39,7 @@ VERSION = "v1"
 def test_gpu_plan_fits_eight_minutes() -> None:
     assert DEADLINE_S == 480
     assert set(GPU_PLAN.budgets) == set(PHASES)
-    assert GPU_PLAN.total_budget_s <= DEADLINE_S
+    assert GPU_PLAN.total_budget_s + STOP_S <= DEADLINE_S
     need = estimate_s(GPU_PLAN)
     for phase, seconds in need.items():  # the points themselves fit their phase's budget
         assert seconds <= GPU_PLAN.budgets[phase], (phase, seconds)
@@ -196,6 +196,8 @@ def test_cuda_patch_follows_sizing_and_contract(exported: Path) -> None:
         assert sorted({w.batch_size for w in c.model_warmup}) == ladder
     assert len(text.model_warmup) == len(SIZED.text_warmup) * len(TEXT_BUCKETS)  # every bucket, every batch
     assert cfg[preprocess].parameters[Param.DECODE_DEVICE].string_value == "cuda"
+    assert cfg[preprocess].instance_group[0].kind == cfg[preprocess].instance_group[0].KIND_GPU
+    assert image.instance_group[0].kind == image.instance_group[0].KIND_CPU
     assert cfg[preprocess].input[0].name == ENCODED_INPUT
     assert cfg[ensemble].max_batch_size == SIZED.image.max_batch_size
 
@@ -239,3 +241,38 @@ def test_cli_imports_without_heavy_packages() -> None:
     out = subprocess.run([sys.executable, "-c", "import json\n" + code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == []
+
+
+# --- clock and report ---------------------------------------------------------------------------------------------
+def test_clock_skips_what_its_phase_cannot_fit(capsys: pytest.CaptureFixture[str]) -> None:
+    from clipbench.gpu.clock import Clock
+
+    clock = Clock({"gateway": 10.0}, deadline_s=480, already_s=20.0)
+    with clock.phase("gateway"):
+        assert clock.allows(5, "point a") and not clock.allows(11, "point b")
+        assert 0 < clock.left() <= 10
+    assert clock.skipped == ["gateway: point b (budget)"] and "gateway" in clock.spent
+    late = Clock({"mixed": 100.0}, deadline_s=480, already_s=470.0)  # the deadline wins over the budget
+    with late.phase("mixed"):
+        assert not late.allows(20, "scenario")
+    assert "[gpu-bench" in capsys.readouterr().out
+
+
+def test_report_renders_a_partial_run(tmp_path: Path) -> None:
+    from clipbench.closedloop import Point
+    from clipbench.gpu import report
+
+    point = Point("gateway", "image 8w encoded", 32, items_per_s=100.0, p50_ms=5.0, p99_ms=9.0)
+    point.extra = {"served_transport": "encoded"}
+    result = {
+        "machine": {"gpu": "H200", "cpu": "x", "nproc": "16"},
+        "points": [vars(Point("model-only", "ViT-B-32 image", 256, items_per_s=9000.0)), vars(point)],
+        "errors": ["mixed: RuntimeError: wrk gave no summary"],
+        "phases": {"spent_s": {"export": 50.0}, "budget_s": GPU_PLAN.budgets, "skipped": ["gateway: x (budget)"]},
+        "elapsed_s": 300.0,
+    }
+    report.write(tmp_path, result, GPU_PLAN, with_plot=False)
+    text = (tmp_path / report.MARKDOWN).read_text()
+    assert "| ViT-B-32 image | 256 | 9000.0 |" in text and "| image 8w encoded (encoded) | 32 | 100.0 |" in text
+    assert "Not measured" in text and "wrk gave no summary" in text and "gateway: x (budget)" in text
+    assert json.loads((tmp_path / report.JSON).read_text())["elapsed_s"] == 300.0
