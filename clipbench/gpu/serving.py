@@ -99,6 +99,7 @@ def mixed(plan: Plan, triton: TritonProcess, kinds: dict, out: Path, clock: Cloc
     g = GatewayConfig(many, "tensor", ())
     gw = launch(plan, triton, g, out, min(120.0, clock.left()))
     rows: list[dict] = []
+    window = mixed_run.TritonWindow(triton.opts.grpc_url, plan.served_version, triton.pid)  # batch, stub CPU
     try:
         for kind in ("image", "text", "compare"):
             mixed_run.measure(gw.base_url, kinds, [(kind, 2)], 1)
@@ -106,7 +107,7 @@ def mixed(plan: Plan, triton: TritonProcess, kinds: dict, out: Path, clock: Cloc
             what = f"mixed {scenario} {'+'.join(f'{k}x{c}' for k, c in loads)}"
             if not clock.allows(plan.mixed_point_s + 2, what):
                 break
-            for row in mixed_run.measure(gw.base_url, kinds, loads, plan.mixed_point_s):
+            for row in mixed_run.measure(gw.base_url, kinds, loads, plan.mixed_point_s, window):
                 rows.append({**row, "round": 1, "variant": f"gpu {many}w", "scenario": scenario})
                 clock.log(f"  {what}: {row['kind']} {row['items_per_s']:.1f}/s p99 {row['p99_ms']:.1f} ms")
     finally:
