@@ -12,7 +12,7 @@ from pathlib import Path
 from clipbench.closedloop import Point, summarise
 from clipbench.gpu.clock import Clock
 from clipbench.tritonstats import model_parameters
-from gateway.contract import Param, model_names, parse_buckets
+from gateway.contract import SOT_ID, Param, model_names, parse_buckets
 
 MAX_CALLS = 2000
 
@@ -26,7 +26,7 @@ def inputs(repo: Path, model: str, tower: str, batch: int, device):  # noqa: ANN
         size = int(params[Param.IMAGE_SIZE])
         return torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=gen).to(device)
     length = parse_buckets(params[Param.TEXT_BUCKETS])[0]
-    ids = torch.randint(1, 49000, (batch, length), generator=gen)
+    ids = torch.randint(1, SOT_ID, (batch, length), generator=gen)  # ordinary BPE ids, below the two specials
     ids[:, -1] = int(params[Param.EOT_ID])
     return ids.to(device)
 

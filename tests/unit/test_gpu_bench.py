@@ -15,6 +15,8 @@ from clipbench.gpu import bootstrap, bundle, cli, cuda
 from clipbench.gpu.plan import CPU_PLAN, DEADLINE_S, GPU_PLAN, PHASES, STOP_S, estimate_s, plan_for
 from gateway.contract import (
     ENCODED_INPUT,
+    EOT_ID,
+    SOT_ID,
     IMAGE_INPUT,
     IMAGE_OUTPUT,
     TEXT_BUCKETS,
@@ -161,7 +163,7 @@ def exported(tmp_path: Path) -> Path:
         Param.INTERPOLATION: "bicubic",
         Param.FILL_COLOR: "0",
     }
-    text_params = {**image_params, Param.TOWER: "text", Param.CONTEXT_LENGTH: "77"}
+    text_params = {**image_params, Param.TOWER: "text", Param.CONTEXT_LENGTH: "77", Param.EOT_ID: str(EOT_ID)}
     text_params[Param.TEXT_BUCKETS] = format_buckets(TEXT_BUCKETS)
     image_name, text_name = model_names(VERSION)
     image = TowerSpec(image_name, "image", "cpu", [3, 32, 32], 8, image_params, threads=model_threads("image", 2))
@@ -276,3 +278,16 @@ def test_report_renders_a_partial_run(tmp_path: Path) -> None:
     assert "| ViT-B-32 image | 256 | 9000.0 |" in text and "| image 8w encoded (encoded) | 32 | 100.0 |" in text
     assert "Not measured" in text and "wrk gave no summary" in text and "gateway: x (budget)" in text
     assert json.loads((tmp_path / report.JSON).read_text())["elapsed_s"] == 300.0
+
+
+def test_model_only_inputs_follow_the_exported_config(exported: Path) -> None:
+    import torch
+
+    from clipbench.gpu.towers import inputs
+
+    cuda.patch_repository(exported, SIZED)  # what the bench reads them from
+    image_name, text_name = model_names(VERSION)
+    pixels = inputs(exported, image_name, "image", 3, torch.device("cpu"))
+    assert pixels.shape == (3, 3, 32, 32) and pixels.dtype == torch.uint8
+    ids = inputs(exported, text_name, "text", 5, torch.device("cpu"))
+    assert ids.shape == (5, TEXT_BUCKETS[0]) and (ids[:, -1] == EOT_ID).all() and (ids[:, :-1] < SOT_ID).all()
