@@ -65,10 +65,31 @@ def make_venv(venv: Path, site_dir: Path) -> Path:
         text=True,
         check=True,
     ).stdout.strip()
-    dirs = [str(site_dir), *site.getsitepackages()]
-    line = "import site; " + "; ".join(f"site.addsitedir({d!r})" for d in dirs)
-    Path(purelib, PTH).write_text(line + "\n")
+    write_pth(Path(purelib), [str(site_dir), *host_site_dirs()])
     return python
+
+
+def host_site_dirs() -> list[str]:
+    """Where the host interpreter finds its packages (its venv's or the distribution's, user site included)."""
+    found = [*site.getsitepackages(), *(p for p in sys.path if p.endswith(("site-packages", "dist-packages")))]
+    return [d for d in dict.fromkeys(found) if Path(d).is_dir()]
+
+
+def write_pth(site_packages: Path, dirs: list[str]) -> None:
+    """One .pth that adds `dirs` in order (their own .pth files too): the stub honours it, PYTHONPATH it ignores."""
+    line = "import site; " + "; ".join(f"site.addsitedir({d!r})" for d in dirs)
+    (site_packages / PTH).write_text(line + "\n")
+
+
+def prepared_python(work: Path, site_dir: Path) -> Path:
+    """The venv; if the host cannot make one, the host interpreter itself with the bundle added to its site-packages
+    (a throwaway machine: the .pth goes where that interpreter, and so the stub running it, reads it)."""
+    try:
+        return make_venv(work / "venv", site_dir)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"no venv ({exc}); adding {site_dir} to {sys.executable}'s own site-packages", flush=True)
+        write_pth(Path(sysconfig.get_path("purelib")), [str(site_dir)])
+        return Path(sys.executable)
 
 
 def host_libpython() -> str | None:
@@ -90,7 +111,7 @@ def install(bundle: Path, work: Path, tools_only: bool = False, extra_wheels: Pa
     env["TRITON_HOME"] = str(home)
     if not host_libpython():  # the stub links libpython3.12.so.1.0; the bundle's copy only where the host has none
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [env.get("LD_LIBRARY_PATH"), str(home / "fallback")]))
-    python = make_venv(work / "venv", work / "site")
+    python = prepared_python(work, work / "site")
     env["PATH"] = f"{python.parent}{os.pathsep}{env['PATH']}"
     return {**env, "python": str(python)}
 
