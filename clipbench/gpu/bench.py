@@ -161,7 +161,10 @@ class Run:
             triton = self.phase("triton", lambda: stack.enter_context(local_triton(served, log, clock.left())))
             if triton:
                 kinds = request_kinds(self.work)
-                self.phase("gateway", serving.gateway_points, plan, triton, kinds, self.logs, clock, self.record)
+                errors = self.result["errors"]
+                self.phase(
+                    "gateway", serving.gateway_points, plan, triton, kinds, self.logs, clock, self.record, errors
+                )
                 self.result["mixed"] = self.phase("mixed", serving.mixed, plan, triton, kinds, self.logs, clock)
 
 

@@ -62,34 +62,45 @@ def wrk_point(url: str, kind: wrk.Kind, connections: int, seconds: float, label:
     return p
 
 
-def gateway_points(plan: Plan, triton: TritonProcess, kinds: dict, out: Path, clock: Clock, record) -> None:  # noqa: ANN001
-    """Each gateway configuration of the plan: started, warmed, its levels measured, stopped."""
+def gateway_points(plan: Plan, triton: TritonProcess, kinds: dict, out: Path, clock: Clock, record, errors) -> None:  # noqa: ANN001
+    """Each gateway configuration of the plan: started, warmed, its levels measured, stopped. One that fails (its
+    start, say) is recorded in `errors` and the next one runs."""
     import tritonclient.grpc as grpcclient
 
     client = grpcclient.InferenceServerClient(triton.opts.grpc_url)
     seconds = max(1.0, round(plan.point_s))
     for g in plan.gateways:
-        label = f"{g.workers}w {g.transport}"
-        if not clock.allows(START_S + seconds, f"gateway {label}"):
+        if not clock.allows(START_S + seconds, f"gateway {g.workers}w {g.transport}"):
             continue
-        gw = launch(plan, triton, g, out, min(120.0, clock.left()))
         try:
-            transport = served_transport(gw.base_url, plan.served_version)
-            for op in ("image", "text"):  # warm: connection pools, batch shapes
-                wrk.result(wrk.start(gw.base_url, kinds[op], 2, 1), kinds[op], 1)
-            for op, levels in (("image", g.image_levels), ("text", g.text_levels)):
-                models = stats_models(plan.served_version, op, transport)
-                for c in levels:
-                    if not clock.allows(seconds + 2, f"gateway {label} {op} c={c}"):
-                        break
-                    before = {m: sync_stats(client, m) for m in models}
-                    p = wrk_point(gw.base_url, kinds[op], c, seconds, ("gateway", f"{op} {label}"))
-                    p.triton = stats_delta(before, {m: sync_stats(client, m) for m in models})
-                    p.extra = {"workers": g.workers, "transport": g.transport, "served_transport": transport}
-                    record(p)
-        finally:
-            gw.stop()
+            one_gateway(plan, triton, g, kinds, out, clock, record, client)
+        except Exception as exc:  # noqa: BLE001 - e.g. the encoded path failing on this host
+            errors.append(f"gateway {g.workers}w {g.transport}: {type(exc).__name__}: {exc}")
+            clock.log(f"gateway {g.workers}w {g.transport} FAILED: {exc}")
     client.close()
+
+
+def one_gateway(
+    plan: Plan, triton: TritonProcess, g: GatewayConfig, kinds: dict, out: Path, clock: Clock, record, client
+) -> None:  # noqa: ANN001
+    label, seconds = f"{g.workers}w {g.transport}", max(1.0, round(plan.point_s))
+    gw = launch(plan, triton, g, out, min(120.0, clock.left()))
+    try:
+        transport = served_transport(gw.base_url, plan.served_version)
+        for op in ("image", "text"):  # warm: connection pools, batch shapes
+            wrk.result(wrk.start(gw.base_url, kinds[op], 2, 1), kinds[op], 1)
+        for op, levels in (("image", g.image_levels), ("text", g.text_levels)):
+            models = stats_models(plan.served_version, op, transport)
+            for c in levels:
+                if not clock.allows(seconds + 2, f"gateway {label} {op} c={c}"):
+                    break
+                before = {m: sync_stats(client, m) for m in models}
+                p = wrk_point(gw.base_url, kinds[op], c, seconds, ("gateway", f"{op} {label}"))
+                p.triton = stats_delta(before, {m: sync_stats(client, m) for m in models})
+                p.extra = {"workers": g.workers, "transport": g.transport, "served_transport": transport}
+                record(p)
+    finally:
+        gw.stop()
 
 
 def mixed(plan: Plan, triton: TritonProcess, kinds: dict, out: Path, clock: Clock) -> dict:
