@@ -20,7 +20,7 @@ loadtest:     ## bounded locust run against a running gateway
 	./scripts/loadtest.sh
 
 bench:        ## side-by-side benchmark (writes docs/benchmarks.md)
-	.venv/bin/python scripts/bench.py
+	.venv/bin/clip-bench
 
 clean:
 	rm -rf model_repository/clip-* results .pytest_cache

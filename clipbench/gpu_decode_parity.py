@@ -16,6 +16,8 @@ import io
 import sys
 import types
 
+from gateway.contract import Param
+
 
 def photos() -> dict[str, bytes]:
     from PIL import Image
@@ -35,14 +37,45 @@ def photos() -> dict[str, bytes]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="ViT-B-32")
     parser.add_argument("--pretrained", default="none", help="open_clip tag, or none (random init, seed 0)")
     parser.add_argument("--device", default="cuda", help="cuda: nvJPEG; cpu: only the torch resize (smoke test)")
     parser.add_argument("--min-cosine", type=float, default=0.9999)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def decoder_params(pre: dict, device: str) -> dict[str, str]:
+    """The preprocessing model's parameters for an open_clip preprocess config (as the exporter writes them)."""
+    size = pre["size"][0] if isinstance(pre["size"], (tuple, list)) else pre["size"]
+    return {
+        Param.IMAGE_SIZE: str(size),
+        Param.RESIZE_MODE: pre["resize_mode"],
+        Param.INTERPOLATION: pre["interpolation"],
+        Param.FILL_COLOR: str(pre.get("fill_color", 0)),
+        Param.DECODE_DEVICE: device,
+    }
+
+
+def fast_path(runner, fast, files: dict[str, bytes], device) -> list:  # noqa: ANN001 - module, Decoder, torch device
+    """The GPU path's tensors: nvJPEG on CUDA; on CPU, Pillow's decode then the GPU path's orientation + resize."""
+    import numpy as np
+    import torch
+
+    if device.type == "cuda":
+        return fast.run(list(files.values()))
+    from PIL import Image
+
+    got = []
+    for data in files.values():
+        chw = torch.from_numpy(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).transpose(2, 0, 1).copy())
+        got.append(fast.resize(runner.orient(chw, runner.jpeg_orientation(data))))
+    return got
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     import open_clip
     import torch
 
@@ -52,28 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     model = open_clip.create_model(args.model, pretrained=None if args.pretrained == "none" else args.pretrained)
     pre = open_clip.get_model_preprocess_cfg(model)
-    size = pre["size"][0] if isinstance(pre["size"], (tuple, list)) else pre["size"]
-    params = {
-        "image_size": str(size),
-        "resize_mode": pre["resize_mode"],
-        "interpolation": pre["interpolation"],
-        "fill_color": str(pre.get("fill_color", 0)),
-        "decode_device": args.device,
-    }
+    params = decoder_params(pre, args.device)
     device = torch.device(args.device)
     model = model.eval().to(device)
-    exact, fast = runner.Decoder({**params, "decode_device": "cpu"}), runner.Decoder(params)
+    exact, fast = runner.Decoder({**params, Param.DECODE_DEVICE: "cpu"}), runner.Decoder(params)
     files = photos()
-    if device.type == "cuda":
-        got = fast.run(list(files.values()))
-    else:  # no nvJPEG: Pillow's decode, then the GPU path's torch orientation + resize on CPU tensors
-        from PIL import Image
-
-        got = []
-        for data in files.values():
-            raw = Image.open(io.BytesIO(data))
-            chw = torch.from_numpy(__import__("numpy").asarray(raw.convert("RGB")).transpose(2, 0, 1).copy())
-            got.append(fast.resize(runner.orient(chw, runner.jpeg_orientation(data))))
+    got = fast_path(runner, fast, files, device)
     want = [exact.exact(data) for data in files.values()]
     mean = torch.tensor(pre["mean"], device=device).view(1, 3, 1, 1)
     std = torch.tensor(pre["std"], device=device).view(1, 3, 1, 1)

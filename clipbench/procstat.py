@@ -75,6 +75,15 @@ def tree_seconds(roots: dict[str, int]) -> dict[str, float]:
     return {name: sum(stats[p][1] for p in tree_of(stats, [root])) / HZ for name, root in roots.items()}
 
 
+def seconds_by_cmdline(root: int, needles: dict[str, str]) -> dict[str, float]:
+    """utime+stime of the live processes under `root` whose command line contains each needle (e.g. the
+    backend stub of one model: its command line names the model's folder)."""
+    stats = proc_stat()
+    pids = tree_of(stats, [root])
+    lines = {p: cmdline(p) for p in pids}
+    return {name: sum(stats[p][1] for p in pids if needle in lines[p]) / HZ for name, needle in needles.items()}
+
+
 def rss_mb(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/statm") as f:

@@ -19,7 +19,7 @@ def summarise(path: Path, top: int = 25) -> dict[str, list[tuple[str, float]]]:
     self_c: Counter[str] = Counter()
     incl_c: Counter[str] = Counter()
     total = 0
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue

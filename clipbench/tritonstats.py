@@ -52,6 +52,8 @@ def stats_delta(before: dict, after: dict) -> dict[str, dict]:
             "queue_ms": round(d["queue_ns"] / n / 1e6, 2),
             "compute_ms": round((d["compute_input_ns"] + d["compute_infer_ns"] + d["compute_output_ns"]) / n / 1e6, 2),
         }
+        if "stub_cpu_ms" in d:  # CPU of the model's backend stubs over the window (clipbench.mixed)
+            out[m]["stub_cpu_ms"] = d["stub_cpu_ms"]
     return out
 
 

@@ -41,7 +41,28 @@ def table(analysis: dict[str, dict], concurrency: int) -> str:
             f"{a['others_cpu_mean']:.0%} ({a['others_cpu_max']:.0%}) |"
         )
     lines.append("\ninfinity-emb reference under the same mixed load (issue 14): 9.1 images/s + 9.1 texts/s.")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + profile_table(analysis)) + "\n"
+
+
+def profile_table(analysis: dict[str, dict]) -> list[str]:
+    """Triton's side of the shares: batch size and execution time per embedding, alone vs mixed."""
+    rows = [
+        "",
+        "| plan | image avg batch alone → mixed | image execution ms per embedding alone → mixed | "
+        "image stub CPU-ms per embedding alone → mixed | text avg batch alone → mixed | "
+        "text execution ms per embedding alone → mixed | text stub CPU-ms per embedding alone → mixed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, a in analysis.items():
+        if "mixed_image_avg_batch" not in a:
+            continue
+        cells = [
+            f"{a.get(f'alone_{k}_{q}', float('nan')):.{d}f} → {a.get(f'mixed_{k}_{q}', float('nan')):.{d}f}"
+            for k in ("image", "text")
+            for q, d in (("avg_batch", 2), ("ms_per_item", 1), ("cpu_ms_per_item", 1))
+        ]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return rows if len(rows) > 3 else []
 
 
 def plot(analysis: dict[str, dict], path: Path, version: str, concurrency: int) -> None:

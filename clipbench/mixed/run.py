@@ -15,10 +15,13 @@ from rich.console import Console
 from clipbench.mixed import wrk
 from clipbench.mixed.stack import VARIANTS, Stack
 from clipbench.payloads import jpeg_640x480, unique_prompt
+from clipbench import procstat
 from clipbench.procstat import CpuWindow
 from clipbench.repos import ensure_exported
 from clipbench.results import run_folder
 from clipbench.servers import machine_info
+from clipbench.tritonstats import stats_delta, sync_stats
+from gateway.contract import model_names
 from triton_clip import threads
 
 console = Console()
@@ -63,17 +66,41 @@ def scenarios(concurrency: int, with_compare: bool, flood: int) -> list[tuple[st
     return out + ([("alone", [("text", 1)]), ("flood", [("image", flood), ("text", 1)])] if flood else [])
 
 
-def measure(url: str, kinds: dict[str, wrk.Kind], loads: list[tuple[str, int]], seconds: float) -> list[dict]:
-    """Run the loads at the same time; every row carries the CPU share used by processes not ours."""
+class TritonWindow:
+    """Triton's statistics over one load window: batch size and compute per execution of each tower,
+    the profile behind a sum of shares below 1 (smaller batches when a modality has half the connections)."""
+
+    def __init__(self, grpc_url: str, version: str, triton_pid: int) -> None:
+        import tritonclient.grpc as grpcclient
+
+        self.client, self.models = grpcclient.InferenceServerClient(grpc_url), list(model_names(version))
+        self.pid = triton_pid
+
+    def read(self) -> dict[str, dict]:
+        """Statistics per model, plus `stub_cpu_s`: CPU seconds of that model's backend stubs so far."""
+        cpu = procstat.seconds_by_cmdline(self.pid, {m: f"/{m}/" for m in self.models})
+        return {m: {**sync_stats(self.client, m), "stub_cpu_ms": round(cpu[m] * 1000)} for m in self.models}
+
+
+def measure(
+    url: str,
+    kinds: dict[str, wrk.Kind],
+    loads: list[tuple[str, int]],
+    seconds: float,
+    triton: TritonWindow | None = None,
+) -> list[dict]:
+    """Run the loads at the same time; every row carries the CPU share used by processes not ours
+    and (with `triton`) Triton's per-model statistics of the window."""
     window = CpuWindow({"ours": os.getpid()})  # our descendants: Triton and its stubs, the gateway, wrk
+    before = triton.read() if triton else {}
     window.start()
     procs = [(kinds[k], c, wrk.start(url, kinds[k], c, seconds, offset=1000 * n)) for n, (k, c) in enumerate(loads)]
     rows = [{"kind": kind.name, "connections": c, **wrk.result(p, kind, seconds)} for kind, c, p in procs]
     cpu = window.stop()
-    return [
-        {**row, "others_cpu": round(cpu["others_cpu_share"], 3), "our_cpu_s": round(cpu["ours_cpu_s"], 2)}
-        for row in rows
-    ]
+    extra = {"others_cpu": round(cpu["others_cpu_share"], 3), "our_cpu_s": round(cpu["ours_cpu_s"], 2)}
+    if triton:
+        extra["triton"] = stats_delta(before, triton.read())
+    return [{**row, **extra} for row in rows]
 
 
 def run_variant(name: str, args, kinds: dict[str, wrk.Kind], round_no: int) -> list[dict]:
@@ -83,10 +110,11 @@ def run_variant(name: str, args, kinds: dict[str, wrk.Kind], round_no: int) -> l
     rows: list[dict] = []
     try:
         stack.wait_ready()
+        triton = TritonWindow(stack.triton.opts.grpc_url, args.version, stack.triton.pid)
         for kind in ("image", "text", "compare"):  # warm every path (batch shapes, connection pools)
             measure(stack.url, kinds, [(kind, 2)], args.warm_seconds)
         for scenario, loads in scenarios(args.concurrency, not args.no_compare, args.flood):
-            for row in measure(stack.url, kinds, loads, args.seconds):
+            for row in measure(stack.url, kinds, loads, args.seconds, triton):
                 row.update(
                     round=round_no,
                     variant=name,
@@ -145,6 +173,27 @@ def compare_cpu_ratio(pick: dict[tuple[str, str], list[dict]]) -> float:
         return float("nan")
 
 
+def _tower_stats(row: dict, kind: str) -> dict | None:
+    return next((v for m, v in row.get("triton", {}).items() if m.endswith(f"-{kind}")), None)
+
+
+def triton_profile(pick: dict[tuple[str, str], list[dict]]) -> dict[str, float]:
+    """Per tower, alone vs mixed: average batch and execution time per item (Triton's compute time of a
+    request is its whole batch's; divided by the batch it is the tower's cost per embedding)."""
+    out = {}
+    for s in ("alone", "mixed"):
+        for k in ("image", "text"):
+            stats = [t for t in (_tower_stats(r, k) for r in pick[(s, k)]) if t]
+            if stats:
+                out[f"{s}_{k}_avg_batch"] = round(statistics.median(t["avg_batch"] for t in stats), 2)
+                per_item = [t["compute_ms"] / max(t["avg_batch"], 1e-9) for t in stats]
+                out[f"{s}_{k}_ms_per_item"] = round(statistics.median(per_item), 1)
+                cpu = [t["stub_cpu_ms"] / t["inferences"] for t in stats if t.get("inferences")]
+                if cpu:
+                    out[f"{s}_{k}_cpu_ms_per_item"] = round(statistics.median(cpu), 1)
+    return out
+
+
 def analyse(rows: list[dict]) -> dict[str, dict]:
     """Per variant (median over rounds): rates, shares, p99 ratios, compare against the towers' costs."""
     out = {}
@@ -185,6 +234,7 @@ def analyse(rows: list[dict]) -> dict[str, dict]:
             a["compare_predicted_rps"] = round(predicted, 2)
             a["compare_vs_prediction"] = _ratio(m["alone_compare_rps"], predicted)
             a["compare_vs_prediction_cpu"] = compare_cpu_ratio(pick)
+        a.update(triton_profile(pick))
         others = [r["others_cpu"] for r in mine]
         a["others_cpu_mean"], a["others_cpu_max"] = round(statistics.mean(others), 3), max(others)
         out[name] = a

@@ -37,12 +37,12 @@ end
 
 @dataclass(frozen=True)
 class Kind:
-    """One request kind: the route, its bodies file, and how many items one request carries."""
+    """One request kind, as wrk sends it."""
 
-    name: str
-    route: str
-    bodies: Path
-    items: int = 1
+    name: str  # "image", "text", "compare": the row label and the Lua script's file name
+    route: str  # e.g. /clip/embed_image
+    bodies: Path  # one JSON body per line, cycled by the Lua script
+    items: int = 1  # embeddings one request carries (items/s = requests/s x items)
 
 
 def binary() -> str:

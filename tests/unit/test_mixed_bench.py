@@ -77,3 +77,32 @@ def test_scenarios_keep_the_total_concurrency() -> None:
     for name, loads in scenarios(4, with_compare=True, flood=0):
         assert sum(c for _, c in loads) == 4, name
     assert ("flood", [("image", 16), ("text", 1)]) in scenarios(4, with_compare=False, flood=16)
+
+
+def tower(avg_batch: float, compute_ms: float, inferences: int, stub_cpu_ms: int) -> dict:
+    return {"avg_batch": avg_batch, "compute_ms": compute_ms, "inferences": inferences, "stub_cpu_ms": stub_cpu_ms}
+
+
+def test_triton_profile_gives_cost_per_embedding_alone_and_mixed() -> None:
+    """The profile behind a share sum below 1: per tower, batch size and stub CPU per embedding."""
+    img, txt = "clip-V-image", "clip-V-text"
+    rows = [
+        {**row("alone", "image", 4, 10.0, 400, 20.0), "triton": {img: tower(2.0, 200.0, 100, 9_000)}},
+        {**row("alone", "text", 4, 50.0, 100, 20.0), "triton": {txt: tower(2.0, 40.0, 500, 10_000)}},
+        {
+            **row("mixed", "image", 2, 4.0, 800, 20.0),
+            "triton": {img: tower(1.0, 300.0, 40, 4_400), txt: tower(1.25, 50.0, 200, 5_000)},
+        },
+        {
+            **row("mixed", "text", 2, 20.0, 150, 20.0),
+            "triton": {img: tower(1.0, 300.0, 40, 4_400), txt: tower(1.25, 50.0, 200, 5_000)},
+        },
+    ]
+    a = analyse(rows)["v"]
+    assert (a["alone_image_avg_batch"], a["mixed_image_avg_batch"]) == (2.0, 1.0)
+    assert (a["alone_image_ms_per_item"], a["mixed_image_ms_per_item"]) == (100.0, 300.0)
+    assert (a["alone_image_cpu_ms_per_item"], a["mixed_image_cpu_ms_per_item"]) == (90.0, 110.0)
+    assert (a["alone_text_cpu_ms_per_item"], a["mixed_text_cpu_ms_per_item"]) == (20.0, 25.0)
+    assert "| v | 2.00 → 1.00 | 100.0 → 300.0 | 90.0 → 110.0 | 2.00 → 1.25 | 20.0 → 40.0 | 20.0 → 25.0 |" in table(
+        {"v": a}, 4
+    )

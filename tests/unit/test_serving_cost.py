@@ -58,6 +58,28 @@ def test_cpu_of_a_process_tree_includes_its_live_children() -> None:
         parent.wait()
 
 
+def test_cpu_by_command_line_picks_the_matching_descendants_only() -> None:
+    """How the mixed benchmark splits the stubs' CPU per model: by a needle in each command line."""
+    busy = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\ntime.sleep(30)"
+    spawn = (
+        f"import subprocess, sys; a = subprocess.Popen([sys.executable, '-c', {busy!r}, '/model-a/']); "
+        "b = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)', '/model-b/']); a.wait()"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", spawn])
+    try:
+        deadline = time.monotonic() + 20
+        needles = {"a": "/model-a/", "b": "/model-b/", "none": "/model-c/"}
+        while (cpu := procstat.seconds_by_cmdline(parent.pid, needles))["a"] < 0.25:
+            assert time.monotonic() < deadline, "the busy child's CPU never showed up"
+            time.sleep(0.05)
+        assert cpu["b"] < 0.2 and cpu["none"] == 0.0
+    finally:
+        for pid in _children(parent.pid):
+            os.kill(pid, signal.SIGKILL)
+        parent.kill()
+        parent.wait()
+
+
 def _children(pid: int) -> list[int]:
     path = f"/proc/{pid}/task/{pid}/children"
     return [int(p) for p in open(path).read().split()] if os.path.exists(path) else []
