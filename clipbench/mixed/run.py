@@ -16,7 +16,6 @@ from clipbench.mixed import wrk
 from clipbench.mixed.stack import VARIANTS, Stack
 from clipbench.payloads import jpeg_640x480, unique_prompt
 from clipbench import procstat
-from clipbench.procstat import CpuWindow
 from clipbench.repos import ensure_exported
 from clipbench.results import run_folder
 from clipbench.servers import machine_info
@@ -77,7 +76,7 @@ class TritonWindow:
         self.pid = triton_pid
 
     def read(self) -> dict[str, dict]:
-        """Statistics per model, plus `stub_cpu_s`: CPU seconds of that model's backend stubs so far."""
+        """Statistics per model, plus `stub_cpu_ms`: CPU milliseconds of that model's backend stubs so far."""
         cpu = procstat.seconds_by_cmdline(self.pid, {m: f"/{m}/" for m in self.models})
         return {m: {**sync_stats(self.client, m), "stub_cpu_ms": round(cpu[m] * 1000)} for m in self.models}
 
@@ -91,7 +90,7 @@ def measure(
 ) -> list[dict]:
     """Run the loads at the same time; every row carries the CPU share used by processes not ours
     and (with `triton`) Triton's per-model statistics of the window."""
-    window = CpuWindow({"ours": os.getpid()})  # our descendants: Triton and its stubs, the gateway, wrk
+    window = procstat.CpuWindow({"ours": os.getpid()})  # our descendants: Triton and its stubs, the gateway, wrk
     before = triton.read() if triton else {}
     window.start()
     procs = [(kinds[k], c, wrk.start(url, kinds[k], c, seconds, offset=1000 * n)) for n, (k, c) in enumerate(loads)]
